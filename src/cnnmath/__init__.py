@@ -27,7 +27,7 @@ from .conv import *  # noqa: F401,F403
 from .transpose import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
 from .signal import *  # noqa: F401,F403
-from .receptive_field import *  # noqa: F401,F403
+from .receptive_fields import *  # noqa: F401,F403
 from .local import *  # noqa: F401,F403
 from .streaming import *  # noqa: F401,F403
 from .efficient import *  # noqa: F401,F403
