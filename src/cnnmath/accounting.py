@@ -43,7 +43,7 @@ from math import prod
 
 import numpy as np
 
-from ._args import _is_int, int_tuple, resolve_padding
+from ._args import _is_int, check_groups, int_tuple, resolve_padding
 from .sizes import output_size
 
 __all__ = [
@@ -137,7 +137,7 @@ def conv_params(in_channels, out_channels, kernel_size, groups=1, bias=True, ndi
     c_in = _positive(in_channels, "in_channels")
     c_out = _positive(out_channels, "out_channels")
     k = _kernel(kernel_size, ndim)
-    g = _groups(groups, c_in, c_out)
+    g = check_groups(groups, c_in, c_out)
     return c_out * (c_in // g) * prod(k) + (c_out if bias else 0)
 
 
@@ -147,14 +147,6 @@ def _kernel(kernel_size, ndim=None):
     return int_tuple(kernel_size, ndim, "kernel_size")
 
 
-def _groups(groups, c_in, c_out):
-    if not _is_int(groups) or groups < 1:
-        raise ValueError(f"groups must be a positive int, got {groups!r}")
-    if c_in % groups:
-        raise ValueError(f"groups={groups} must divide the input channels C_in={c_in}")
-    if c_out % groups:
-        raise ValueError(f"groups={groups} must divide the output channels C_out={c_out}")
-    return int(groups)
 
 
 def conv_macs(in_shape, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
@@ -187,7 +179,7 @@ def conv_macs(in_shape, out_channels, kernel_size, stride=1, padding=0, dilation
     k = int_tuple(kernel_size, ndim, "kernel_size")
     s = int_tuple(stride, ndim, "stride")
     d = int_tuple(dilation, ndim, "dilation")
-    g = _groups(groups, c_in, c_out)
+    g = check_groups(groups, c_in, c_out)
     out = output_size(spatial, k, s, padding, d)
     per_filter = (c_in // g)
     if count_padding:

@@ -541,7 +541,24 @@ def _fan_in_uniform(rng, shape, fan_in):
     return rng.uniform(-bound, bound, size=shape)
 
 
-class Conv(Layer):
+class _WeightedLayer(Layer):
+    """A layer with a ``weight`` and an optional bias ``b`` (Conv, Dense)."""
+
+    def _store_grads(self, dw, db):
+        self.grads = {"weight": dw}
+        if self.bias:
+            self.grads["bias"] = db
+
+    def params(self):
+        if self.weight is None:
+            return {}
+        out = {"weight": self.weight}
+        if self.bias:
+            out["bias"] = self.b
+        return out
+
+
+class Conv(_WeightedLayer):
     """Convolution layer wrapping :func:`cnnmath.conv` / :func:`cnnmath.conv_backward`.
 
     Parameters
@@ -634,18 +651,8 @@ class Conv(Layer):
 
         x = self._cached()
         dx, dw, db = conv_backward(dout, x, self.weight, self.stride, self.padding, self.dilation, self.groups)
-        self.grads = {"weight": dw}
-        if self.bias:
-            self.grads["bias"] = db
+        self._store_grads(dw, db)
         return dx
-
-    def params(self):
-        if self.weight is None:
-            return {}
-        out = {"weight": self.weight}
-        if self.bias:
-            out["bias"] = self.b
-        return out
 
     def output_shape(self, in_shape):
         return _acc.conv_output_shape(in_shape, self.out_channels, self.kernel_size, self.stride,
@@ -770,7 +777,7 @@ class Flatten(Layer):
         return (prod(in_shape),)
 
 
-class Dense(Layer):
+class Dense(_WeightedLayer):
     """Fully connected layer (:func:`dense`) with ``N_out`` outputs; ``N_in`` is inferred.
 
     Parameters
@@ -829,18 +836,8 @@ class Dense(Layer):
 
     def backward(self, dout):
         dx, dw, db = dense_backward(dout, self._cached(), self.weight)
-        self.grads = {"weight": dw}
-        if self.bias:
-            self.grads["bias"] = db
+        self._store_grads(dw, db)
         return dx
-
-    def params(self):
-        if self.weight is None:
-            return {}
-        out = {"weight": self.weight}
-        if self.bias:
-            out["bias"] = self.b
-        return out
 
     def output_shape(self, in_shape):
         if len(in_shape) != 1:
