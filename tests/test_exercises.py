@@ -1,0 +1,423 @@
+"""The graded exercises: sources, releases, validation and real autograding.
+
+For every assignment ``a`` with a source ``solutions/_sources/<a>.nb.txt``:
+
+* the committed ``solutions/<a>/<a>.ipynb`` is what the builder makes of the source;
+* ``nbgrader generate_assignment`` in a temporary course directory reproduces the committed
+  ``exercises/<a>/<a>.ipynb`` byte for byte (so nobody hand-edits the student version);
+* ``nbgrader validate`` passes on every solution and ``nbgrader validate --invert`` on every
+  release (each graded cell fails while unanswered);
+* a real ``nbgrader autograde`` in that temporary course gives the solution (submitted as a
+  student) full marks and the unanswered release 0 on every graded cell;
+* each wrong-but-plausible answer (flipped kernel, off-by-one size, forgotten padding, stride
+  ignored in the backward pass, ...) injected into the solution fails the graded part it
+  belongs to (visible or hidden tests; run without a Jupyter kernel, to stay fast).
+
+Cost is kept low by batching: one temporary course directory, one ``generate_assignment`` and one
+``autograde`` call for all assignments (a module fixture), one ``validate`` call for all solutions
+and one ``validate --invert`` for all releases, run side by side. Tests share nothing else, so
+pytest-xdist may spread them (each worker then builds its own course).
+
+Sources are written as ``solutions/_sources/<a>.nb.txt``; ``make release`` rebuilds everything.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ROOT / "solutions" / "_sources"
+
+_spec = importlib.util.spec_from_file_location("exercise_build", SOURCES / "build.py")
+build = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(build)
+
+ASSIGNMENTS = build.available()
+NBGRADER = [sys.executable, "-m", "nbgrader"]
+
+# Wrong-but-plausible answers: (label, answer cell id, text in the reference solution, replacement,
+# graded part that must fail). Each is injected into a copy of the solution notebook.
+WRONG = {
+    "conv2d": [
+        ("flipped-kernel", "conv2d", "w = w.astype(dtype)\n", "w = w.astype(dtype)[:, :, ::-1, ::-1]\n",
+         "test_conv2d_multichannel_bias"),
+        ("padding-ignored", "conv2d", "(padding, padding), (padding, padding)", "(0, 0), (0, 0)",
+         "test_conv2d_stride_padding"),
+        ("weight-layout-transposed", "conv2d", 'np.einsum("nchw,oc->nohw"', 'np.einsum("nchw,co->nohw"',
+         "test_conv2d_multichannel_bias"),
+        ("stride-off-by-one", "conv2d", "h_out = (h - kh) // stride + 1", "h_out = (h - kh + 1) // stride",
+         "test_conv2d_stride_padding"),
+        ("params-without-bias", "conv2d_params", "return (f * f * c_in + 1) * c_out",
+         "return f * f * c_in * c_out", "test_conv2d_params"),
+        # passes every visible test; only the hidden tests catch it
+        ("hard-coded-visible-answers", "conv2d_params", "return (f * f * c_in + 1) * c_out",
+         "return {(3, 3, 8): 224, (3, 8, 16): 1168, (1, 1, 1): 2, (5, 2, 3): 153}.get((f, c_in, c_out), 0)",
+         "test_conv2d_params"),
+    ],
+    "full_network": [
+        ("relu-forgotten", "forward", "p = np.maximum(z, 0.0).reshape(-1)", "p = z.reshape(-1)",
+         "test_forward_seed_example"),
+        ("flatten-column-major", "forward", "p = np.maximum(z, 0.0).reshape(-1)",
+         "p = np.maximum(z, 0.0).T.reshape(-1)", "test_forward_seed_example"),
+        ("gradient-sign-flipped", "mse", "d = float(yhat) - float(t)", "d = float(t) - float(yhat)",
+         "test_mse_seed_example"),
+        ("relu-mask-ignored", "kernel_backward", " * (z > 0)", "", "test_kernel_backward"),
+        ("gradient-ascent", "sgd_update", "- lr * np.asarray(dw", "+ lr * np.asarray(dw",
+         "test_sgd_update_seed_example"),
+    ],
+    "conv1d": [
+        ("flipped-kernel", "cross_correlate1d", "* k[tau]", "* k[m - 1 - tau]", "test_cross_correlate1d_modes"),
+        ("full-padding-off-by-one", "cross_correlate1d", '"full": m - 1', '"full": m',
+         "test_cross_correlate1d_modes"),
+        ("convolution-not-flipped", "convolve1d", "np.asarray(k)[::-1]", "np.asarray(k)",
+         "test_convolve1d_flip_and_commutativity"),
+        ("output-length-off-by-one", "conv1d_layer", "l_out = (xp.shape[2] - k) // stride + 1",
+         "l_out = (xp.shape[2] - k + 1) // stride", "test_conv1d_layer"),
+        ("padding-forgotten", "conv1d_layer", "(padding, padding)))", "(0, 0)))", "test_conv1d_layer"),
+    ],
+    "output_size": [
+        ("padding-on-one-side-only", "output_size", "n + 2 * padding", "n + padding", "test_output_size_seed_table"),
+        ("dilation-ignored", "output_size", "dilation * (k - 1)", "(k - 1)", "test_output_size_seed_table"),
+        # passes every visible test; only the hidden tests catch it
+        ("hard-coded-visible-answers", "output_size", "return (n + 2 * padding - dilation * (k - 1) - 1) // stride + 1",
+         "return {(16, 3, 1, 1, 1): 16, (16, 2, 2, 0, 1): 8, (8, 3, 1, 0, 1): 6, (6, 2, 2, 0, 1): 3, (7, 3, 2, 0, 1): 3, "
+         "(8, 3, 2, 0, 1): 3, (7, 3, 1, 0, 2): 3, (5, 3, 1, 2, 2): 5, (224, 7, 2, 3, 1): 112}"
+         ".get((n, k, stride, padding, dilation), n)", "test_output_size_seed_table"),
+        ("same-extra-zero-before", "padding_for_mode", "(total // 2, total - total // 2)",
+         "(total - total // 2, total // 2)", "test_padding_for_mode"),
+        ("axes-swapped", "output_shape_2d", "// s[axis] + 1", "// s[1 - axis] + 1", "test_output_shape_2d"),
+        ("uncovered-off-by-one", "uncovered", "- dilation * (k - 1) - 1) % stride", "- dilation * (k - 1)) % stride",
+         "test_uncovered"),
+    ],
+    "pooling": [
+        ("stride-defaults-to-1", "max_pool2d", "s = k if stride is None else stride",
+         "s = 1 if stride is None else stride", "test_max_pool2d"),
+        ("max-pads-with-zeros", "max_pool2d", "constant_values=-np.inf)", "constant_values=0)", "test_max_pool2d"),
+        ("average-over-k-not-k2", "avg_pool2d", "return y / (k * k)", "return y / k", "test_avg_pool2d"),
+        ("overlaps-overwrite", "max_pool2d_backward",
+         "np.add.at(dxp, (nn, cc, i * s + a, j * s + b), dout[:, :, i, j])",
+         "dxp[nn, cc, i * s + a, j * s + b] = dout[:, :, i, j]", "test_max_pool2d_backward"),
+        ("no-1-over-k2", "avg_pool2d_backward", "+= dout / (k * k)", "+= dout", "test_avg_pool2d_backward"),
+    ],
+    "conv_backward": [
+        ("bias-grad-not-summed-over-batch", "conv2d_grad_bias", "axis=(0, 2, 3)", "axis=(2, 3)",
+         "test_conv2d_grad_bias"),
+        ("stride-ignored-in-weight-grad", "conv2d_grad_weight",
+         "patch = xp[:, :, i:i + stride * (h_out - 1) + 1:stride, j:j + stride * (w_out - 1) + 1:stride]",
+         "patch = xp[:, :, i:i + h_out, j:j + w_out]", "test_conv2d_grad_weight"),
+        ("transposed-weight-grad", "conv2d_grad_weight", "dw[:, :, i, j] =", "dw[:, :, j, i] =",
+         "test_conv2d_grad_weight"),
+        ("input-grad-kernel-flipped", "conv2d_grad_input", "w[:, :, i, j].astype(dtype)",
+         "w[:, :, kh - 1 - i, kw - 1 - j].astype(dtype)", "test_conv2d_grad_input"),
+        ("padding-not-cropped", "conv2d_grad_input", "return dxp[:, :, padding:padding + h, padding:padding + wd]",
+         "return dxp[:, :, :h, :wd]", "test_conv2d_grad_input"),
+        ("one-sided-difference-scale", "numeric_grad_weight", "(plus - minus) / (2 * eps)", "(plus - minus) / eps",
+         "test_numeric_gradient_check"),
+    ],
+    "conv_transpose": [
+        ("padding-adds-instead-of-removes", "transposed_output_size", "- 2 * padding", "+ 2 * padding",
+         "test_transposed_output_size"),
+        ("kernel-flipped-in-stamps", "conv_transpose2d", "w[:, :, i, j].astype(dtype)",
+         "w[:, :, kh - 1 - i, kw - 1 - j].astype(dtype)", "test_conv_transpose2d_stamps"),
+        ("padding-cut-only-at-the-end", "conv_transpose2d", "y = full[:, :, p:p + h_out, p:p + w_out]",
+         "y = full[:, :, :h_out, :w_out]", "test_conv_transpose2d_padding"),
+        ("kernel-not-flipped-in-conv-form", "conv_transpose2d_via_conv", "wf = w[:, :, ::-1, ::-1]", "wf = w[:, :, :, :]",
+         "test_conv_transpose2d_via_conv"),
+    ],
+    "receptive_field": [
+        ("dilation-ignored", "receptive_field_table", "r = r + d * (k - 1) * jump", "r = r + (k - 1) * jump",
+         "test_receptive_field_table"),
+        ("strides-not-accumulated", "receptive_field_table", "jump *= s", "jump = s", "test_receptive_field_table"),
+        ("padding-counted-once", "network_summary", "(h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1",
+         "(h + p - k) // s + 1, (w + p - k) // s + 1", "test_network_summary_seed_table"),
+        ("conv-bias-forgotten", "network_summary", "params = (k * k * c_in + 1) * c_out",
+         "params = k * k * c_in * c_out", "test_network_summary_seed_table"),
+        ("dense-bias-forgotten", "network_summary", "params = (shape[0] + 1) * n_out", "params = shape[0] * n_out",
+         "test_network_summary_seed_table"),
+        ("rf-off-by-one", "stack_vs_single", "rf = 1 + n_layers * (k - 1)", "rf = n_layers * (k - 1)",
+         "test_totals_and_vgg"),
+    ],
+    "conv3d": [
+        ('output-size-off-by-one', 'conv3d_output_shape', 'int((n + 2 * p[a] - k) // s[a] + 1)', 'int((n + 2 * p[a] - k + 1) // s[a])',
+         'test_conv3d_output_shape'),
+        ('padding-on-one-side-only', 'conv3d_output_shape', 'n + 2 * p[a] - k', 'n + p[a] - k',
+         'test_conv3d_output_shape'),
+        ('depth-kernel-flipped', 'conv3d', 'w[:, :, a, c, e])', 'w[:, :, -1 - a, c, e])',
+         'test_conv3d'),
+        ('stride-axes-reversed', 'conv3d', 's = (stride,) * 3 if np.ndim(stride) == 0 else tuple(stride)', 's = (stride,) * 3 if np.ndim(stride) == 0 else tuple(stride)[::-1]',
+         'test_conv3d'),
+        ('2plus1d-without-biases', 'conv2plus1d_params', 'return (k * k * c_in * m + m) + (t * m * c_out + c_out)', 'return k * k * c_in * m + t * m * c_out',
+         'test_parameter_counts'),
+        ('3d-kernel-k-cubed-ignoring-t', 'conv3d_params', 'return t * k * k * c_in * c_out + c_out', 'return k * k * k * c_in * c_out + c_out',
+         'test_parameter_counts'),
+        ('matching-channels-rounded-up', 'matching_channels', 'return (t * k * k * c_in * c_out) // (k * k * c_in + t * c_out)', 'return -(-(t * k * k * c_in * c_out) // (k * k * c_in + t * c_out))',
+         'test_matching_channels'),
+        ('macs-on-input-size', 'conv3d_macs', 'return d_out * h_out * w_out * t * k * k * c_in * c_out', 'return d * h * w * t * k * k * c_in * c_out',
+         'test_macs'),
+        ('2plus1d-spatial-stage-on-output-depth', 'conv2plus1d_macs', 'return d * h_out * w_out * k * k * c_in * m', 'return d_out * h_out * w_out * k * k * c_in * m',
+         'test_macs'),
+        ('window-never-shrinks', 'conv3d_stream_push', 'window = window[min(stride, kd):]', 'window = window',
+         'test_conv3d_stream_push'),
+        ('output-one-slice-late', 'conv3d_stream_push', 'if index == z * stride + kd - 1:', 'if index == z * stride + kd:',
+         'test_conv3d_stream_push'),
+        ('unneeded-slices-kept', 'conv3d_stream_push', 'if index >= z * stride:', 'if True:',
+         'test_conv3d_stream_push'),
+        ('stream-stops-after-first-output', 'conv3d_stream', '            yield out', '            yield out\n            return',
+         'test_conv3d_stream'),
+    ],
+    "local_tiled": [
+        ('tile-index-floor-division', 'tiled_conv2d', 'rows = np.arange(h_out) % th', 'rows = np.minimum(np.arange(h_out) // th, th - 1)',
+         'test_tiled_conv2d'),
+        ('tile-sizes-swapped', 'tiled_conv2d', 'cols = np.arange(w_out) % tw', 'cols = np.arange(w_out) % th',
+         'test_tiled_conv2d'),
+        ('stride-ignored', 'locally_connected2d', 'patch = xp[:, :, a:a + stride * (h_out - 1) + 1:stride, c:c + stride * (w_out - 1) + 1:stride]', 'patch = xp[:, :, a:a + h_out, c:c + w_out]',
+         'test_locally_connected2d'),
+        ('weights-shared-across-positions', 'locally_connected2d', 'w[:, :, :, :, a, c].astype(dtype)', 'np.broadcast_to(w[:, :1, :1, :, a, c], w.shape[:4]).astype(dtype)',
+         'test_locally_connected2d'),
+        ('tile-kernels-floor-division', 'tile_kernels', 'np.arange(out_w) % tw', 'np.minimum(np.arange(out_w) // tw, tw - 1)',
+         'test_tile_kernels'),
+        ('params-without-bias', 'tiled_conv_params', 'return c_out * t * t * c_in * k * k + c_out', 'return c_out * t * t * c_in * k * k',
+         'test_parameter_counts'),
+        ('local-params-kernel-not-squared', 'locally_connected_params', 'c_in * k * k + c_out', 'c_in * k + c_out',
+         'test_parameter_counts'),
+    ],
+    "im2col": [
+        ('rows-in-kernel-then-channel-order', 'im2col', 'return cols.reshape(n, c * kh * kw, h_out * w_out)', 'return cols.transpose(0, 2, 3, 1, 4, 5).reshape(n, c * kh * kw, h_out * w_out)',
+         'test_im2col_layout'),
+        ('dilation-ignored', 'im2col', 'top, left = i * dilation, j * dilation', 'top, left = i, j',
+         'test_im2col_layout'),
+        ('col2im-overlaps-overwrite', 'col2im', '+= blocks[:, :, i, j]', '= blocks[:, :, i, j]',
+         'test_col2im_adjoint'),
+        ('col2im-padding-not-cropped', 'col2im', 'return xp[:, :, padding:padding + h, padding:padding + w]', 'return xp[:, :, :h, :w]',
+         'test_col2im_adjoint'),
+        ('weight-rows-in-wrong-order', 'conv2d_gemm', 'w.astype(dtype).reshape(c_out, -1) @ cols', 'w.astype(dtype).transpose(0, 2, 3, 1).reshape(c_out, -1) @ cols',
+         'test_conv2d_gemm'),
+        ('bias-grad-not-summed-over-batch', 'conv2d_gemm_backward', 'db = g.sum(axis=(0, 2))', 'db = g[0].sum(axis=1)',
+         'test_conv2d_gemm_backward'),
+        ('input-grad-without-transpose', 'conv2d_gemm_backward', 'dcols = w.astype(dtype).reshape(c_out, -1).T @ g', 'dcols = w.astype(dtype)[:, :, ::-1, ::-1].reshape(c_out, -1).T @ g',
+         'test_conv2d_gemm_backward'),
+    ],
+}
+
+
+def _run(args, cwd, timeout=600):
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONHASHSEED": "0",
+                               # nbgrader runs `alembic` from the venv when it creates a gradebook
+                               "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])})
+    return proc
+
+
+def _nbgrader(args, cwd, timeout=600):
+    proc = _run(NBGRADER + args, cwd, timeout)
+    assert proc.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def _inject(nb: dict, cell_id: str, old: str, new: str) -> dict:
+    nb = json.loads(json.dumps(nb))
+    for cell in nb["cells"]:
+        if cell.get("id") == cell_id:
+            src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            assert old in src, f"wrong-answer patch: {old!r} not found in answer cell {cell_id!r}"
+            cell["source"] = src.replace(old, new)
+            return nb
+    raise AssertionError(f"no answer cell {cell_id!r}")
+
+
+# Runs notebooks' code cells in order in a fresh namespace each (no Jupyter kernel: fast) and
+# reports, per notebook, which graded test cells failed. Used for the wrong-answer variants.
+_RUNNER = r"""
+import json, sys, traceback
+out = []
+for path in sys.argv[1:]:
+    nb = json.load(open(path, encoding="utf-8"))
+    ns = {"__name__": "__main__"}
+    failed = {}
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        src = "".join(cell["source"])
+        meta = cell["metadata"].get("nbgrader", {})
+        try:
+            exec(compile(src, cell.get("id", "cell"), "exec"), ns)
+        except Exception as exc:
+            if meta.get("grade"):
+                failed[meta["grade_id"]] = f"{type(exc).__name__}: {exc}"[:300]
+    out.append(failed)
+print(json.dumps(out))
+"""
+
+
+def _failing_tests(paths: list[Path], cwd: Path) -> list[dict[str, str]]:
+    proc = _run([sys.executable, "-c", _RUNNER, *map(str, paths)], cwd)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _grade_cells(nb_path: Path) -> dict[str, float]:
+    nb = json.loads(nb_path.read_text(encoding="utf-8"))
+    return {c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["nbgrader"]["points"]
+            for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade")}
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory) -> dict:
+    """A temporary course directory: every assignment released and autograded in one batch.
+
+    One ``generate_assignment "*"`` and one ``autograde "*"`` call (nbgrader expands the glob),
+    with two students per assignment: ``solution`` (the instructor's notebook) and ``blank``
+    (the release, unanswered).
+    """
+    root = tmp_path_factory.mktemp("course")
+    (root / "solutions").mkdir()
+    shutil.copy(ROOT / "nbgrader_config.py", root / "nbgrader_config.py")
+    for name in ASSIGNMENTS:
+        shutil.copytree(ROOT / "solutions" / name, root / "solutions" / name)
+    _nbgrader(["generate_assignment", "*", "--force", "--log-level=WARN"], root)
+    for name in ASSIGNMENTS:
+        release = root / "exercises" / name / f"{name}.ipynb"
+        for student, src in (("solution", root / "solutions" / name / f"{name}.ipynb"), ("blank", release)):
+            target = root / "submitted" / student / name
+            target.mkdir(parents=True)
+            shutil.copy(src, target / f"{name}.ipynb")
+    _nbgrader(["autograde", "*", "--force", "--log-level=WARN"], root)
+
+    from nbgrader.api import Gradebook
+
+    scores: dict[tuple[str, str], dict[str, float]] = {}
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        for name in ASSIGNMENTS:
+            for student in ("solution", "blank"):
+                sub = gb.find_submission_notebook(name, name, student)
+                scores[name, student] = {g.name: g.score for g in sub.grades if g.max_score > 0}
+    return {"root": root, "scores": scores}
+
+
+def test_every_source_builds_its_committed_solution():
+    """solutions/<a>/<a>.ipynb is exactly what solutions/_sources/build.py makes of the source."""
+    proc = _run([sys.executable, str(SOURCES / "build.py"), "--check"], ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert ASSIGNMENTS, "no assignment sources found"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_committed_release_is_regenerated_exactly(course, name):
+    """exercises/<a>/<a>.ipynb is byte-identical to a fresh nbgrader generate_assignment."""
+    fresh = (course["root"] / "exercises" / name / f"{name}.ipynb").read_bytes()
+    committed = ROOT / "exercises" / name / f"{name}.ipynb"
+    assert committed.exists(), f"{committed} is missing: run `make release`"
+    assert committed.read_bytes() == fresh, f"{committed} differs from the generated release: run `make release`"
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_release_hides_solutions_and_hidden_tests(name):
+    """The student version has stubs raising NotImplementedError and no hidden tests or cnnmath."""
+    text = (ROOT / "exercises" / name / f"{name}.ipynb").read_text(encoding="utf-8")
+    nb = json.loads(text)
+    assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    assert not any("import cnnmath" in src for src in code), "cnnmath leaked into the release"
+    answers = [c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("solution")]
+    assert answers and all("raise NotImplementedError()" in "".join(c["source"]) for c in answers)
+    tests = [c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade")]
+    assert len(tests) >= 2, "each assignment needs several graded parts"
+    for cell in tests:
+        meta = cell["metadata"]["nbgrader"]
+        assert meta["points"] > 0 and meta["locked"] and meta["grade_id"].startswith("test_")
+        assert "".join(cell["source"]).lstrip().startswith('"""'), f"{meta['grade_id']}: no docstring"
+
+
+@pytest.mark.slow
+def test_nbgrader_validate_solutions_and_inverted_releases(tmp_path):
+    """`nbgrader validate` passes every solution; `validate --invert` passes every unanswered release."""
+    sols, rels = [], []
+    for name in ASSIGNMENTS:
+        for kind, src, bucket in (("solution", ROOT / "solutions" / name / f"{name}.ipynb", sols),
+                                  ("release", ROOT / "exercises" / name / f"{name}.ipynb", rels)):
+            dst = tmp_path / kind / f"{name}.ipynb"
+            dst.parent.mkdir(exist_ok=True)
+            shutil.copy(src, dst)
+            bucket.append(str(dst))
+    # the two nbgrader runs are independent: run them side by side
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    procs = [subprocess.Popen(NBGRADER + args, cwd=tmp_path, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for args in (["validate", *sols], ["validate", "--invert", *rels])]
+    (ok, ok_err), (inv, inv_err) = (p.communicate(timeout=900) for p in procs)
+    assert all(p.returncode == 0 for p in procs), ok_err + inv_err
+    assert ok.count("Success! Your notebook passes all the tests.") == len(sols), ok
+    assert inv.count("Success! The notebook does not pass any tests.") == len(rels), inv
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_autograde_solution_full_marks_blank_zero(course, name):
+    """Autograded as submissions: the solution scores full marks, the unanswered release 0 everywhere."""
+    expected = _grade_cells(ROOT / "solutions" / name / f"{name}.ipynb")
+    solution, blank = course["scores"][name, "solution"], course["scores"][name, "blank"]
+    assert solution == expected, f"{name}: the solution lost points: {solution} (max {expected})"
+    assert blank == {k: 0 for k in expected}, f"{name}: the unanswered release scored: {blank}"
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_wrong_answers_fail_their_part(tmp_path, name):
+    """Each wrong-but-plausible answer fails (at least) the graded part it belongs to.
+
+    The unchanged solution is run the same way first, so a failure is due to the injected mistake.
+    """
+    assert WRONG.get(name), f"no wrong-answer variants defined for {name}"
+    solution = json.loads((ROOT / "solutions" / name / f"{name}.ipynb").read_text(encoding="utf-8"))
+    paths = [tmp_path / "solution.ipynb"]
+    paths[0].write_text(json.dumps(solution), encoding="utf-8")
+    for label, cell_id, old, new, _part in WRONG[name]:
+        path = tmp_path / f"wrong-{label}.ipynb"
+        path.write_text(json.dumps(_inject(solution, cell_id, old, new)), encoding="utf-8")
+        paths.append(path)
+    results = _failing_tests(paths, tmp_path)
+    assert results[0] == {}, f"the reference solution fails: {results[0]}"
+    for (label, _cell, _old, _new, part), failed in zip(WRONG[name], results[1:]):
+        assert part in failed, f"wrong answer {label!r} still passes {part} (failures: {failed})"
+
+
+@pytest.mark.parametrize("name", [n for n in ASSIGNMENTS
+                                  if any(w[0] == "hard-coded-visible-answers" for w in WRONG.get(n, []))])
+def test_hidden_tests_catch_hard_coded_answers(tmp_path, name):
+    """An answer that hard-codes the visible cases passes every visible test and fails a hidden one."""
+    import re
+
+    solution = json.loads((ROOT / "solutions" / name / f"{name}.ipynb").read_text(encoding="utf-8"))
+    (label, cell_id, old, new, part), = [w for w in WRONG[name] if w[0] == "hard-coded-visible-answers"]
+    cheat = _inject(solution, cell_id, old, new)
+    visible_only = json.loads(json.dumps(cheat))
+    for cell in visible_only["cells"]:
+        src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        cell["source"] = re.sub(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS", "", src, flags=re.S)
+    paths = [tmp_path / "visible.ipynb", tmp_path / "full.ipynb"]
+    paths[0].write_text(json.dumps(visible_only), encoding="utf-8")
+    paths[1].write_text(json.dumps(cheat), encoding="utf-8")
+    visible, full = _failing_tests(paths, tmp_path)
+    assert visible == {}, f"the hard-coded answer should pass the visible tests: {visible}"
+    assert part in full, f"the hidden tests of {part} did not catch the hard-coded answer"
+
+
+def test_book_page_offers_every_release_with_its_points():
+    """book/exercises.md links every released notebook (never solutions/) and states its total points."""
+    page = (ROOT / "book" / "exercises.md").read_text(encoding="utf-8")
+    assert "solutions/" not in page
+    for name in ASSIGNMENTS:
+        link = f"<../exercises/{name}/{name}.ipynb>"
+        rows = [line for line in page.splitlines() if link in line]
+        assert len(rows) == 1, f"book/exercises.md must link {link} exactly once"
+        total = sum(_grade_cells(ROOT / "exercises" / name / f"{name}.ipynb").values())
+        assert rows[0].rstrip().rstrip("|").rstrip().endswith(f"| {total:g}"), \
+            f"book/exercises.md: the row of {name} must end with its {total:g} points: {rows[0]}"
