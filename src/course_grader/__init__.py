@@ -1,0 +1,10 @@
+"""course_grader: the instructor's grading tool of "Convolution, Derived".
+
+Built on nbgrader (release, collect, gradebook, feedback) with its own execution step:
+student code runs in a bubblewrap sandbox and the instructor's tests run outside it.
+Command line: ``course-grader --help``.
+"""
+__all__ = ["Limits", "grade_submission"]
+
+from .sandbox import Limits
+from .runner import grade_submission
