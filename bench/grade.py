@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.test_grader_e2e import flipped_conv2d, nbg, solutions_of, student_notebook  # noqa: E402
+from tests.grader_helpers import flipped_conv2d, nbg, reference_answers, student_notebook  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -32,7 +32,7 @@ def make_course(root, assignment):
 
 
 def submissions(source_nb, release_nb, n):
-    sol = solutions_of(source_nb)
+    sol = reference_answers(source_nb)
     variants = [sol]
     if "conv2d" in sol:
         variants.append({**sol, "conv2d": flipped_conv2d(sol["conv2d"])})

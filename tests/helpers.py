@@ -3,7 +3,10 @@ bridge, and float64 centred-difference gradients against an upstream gradient.""
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
+import pytest
 
 
 def assert_array_close(actual, expected, rtol=1e-7, atol=1e-9, what="result", check_dtype=True):
@@ -62,3 +65,32 @@ def assert_gradient(analytic, f, x, dout, bound=1e-6, what="gradient"):
     assert np.shape(analytic) == num.shape, f"{what}: shape {np.shape(analytic)} != {num.shape}"
     err = relative_error(analytic, num)
     assert err < bound, f"{what}: relative error {err:.2e} exceeds {bound:.0e}"
+
+
+def per_test_rng(namespace, name="RNG"):
+    """An autouse fixture that rebinds ``namespace[name]`` (a test module's global generator) before
+    each test to a generator seeded by the test's name: the same numbers in any order (pytest -n, -k)
+    as when run alone. Use as ``_fresh_rng = per_test_rng(globals())``."""
+
+    @pytest.fixture(autouse=True)
+    def _fresh_rng(request):
+        namespace[name] = np.random.default_rng(zlib.crc32(request.node.name.encode()))
+
+    return _fresh_rng
+
+
+def make_conv_case(case, dtype=np.float64, n=2, seed=0, transposed=False):
+    """Random ``x, w, b, kwargs`` for a ``(spatial, C_in, C_out, kernel, kwargs, bias)`` case.
+
+    ``x`` is ``(n, C_in, *spatial)``; ``w`` is ``(C_out, C_in / groups, *kernel)``, or with
+    ``transposed`` the transposed-convolution layout ``(C_in, C_out / groups, *kernel)``;
+    ``b`` is ``(C_out,)`` or None. Drawn from ``default_rng(seed)`` in the order x, w, b.
+    """
+    spatial, cin, cout, k, kw, bias = case
+    rng = np.random.default_rng(seed)
+    groups = kw.get("groups", 1)
+    x = rng.standard_normal((n, cin) + spatial).astype(dtype)
+    w_lead = (cin, cout // groups) if transposed else (cout, cin // groups)
+    w = rng.standard_normal(w_lead + k).astype(dtype)
+    b = rng.standard_normal(cout).astype(dtype) if bias else None
+    return x, w, b, kw

@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 
 import cnnmath
 from cnnmath import conv, conv1d, conv2d, conv3d, conv_backward, conv_backward_naive, conv_naive
-from tests.helpers import assert_array_close, assert_gradient, to_torch
+from tests.helpers import assert_array_close, assert_gradient, make_conv_case, to_torch
 
 TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
@@ -89,20 +89,10 @@ CASES = [
 IDS = [f"{len(c[0])}d-{i}-" + ",".join(f"{k}={v}" for k, v in c[4].items()) for i, c in enumerate(CASES)]
 
 
-def make_case(case, dtype=np.float64, n=2, seed=0):
-    spatial, cin, cout, k, kw, bias = case
-    rng = np.random.default_rng(seed)
-    groups = kw.get("groups", 1)
-    x = rng.standard_normal((n, cin) + spatial).astype(dtype)
-    w = rng.standard_normal((cout, cin // groups) + k).astype(dtype)
-    b = rng.standard_normal(cout).astype(dtype) if bias else None
-    return x, w, b, kw
-
-
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_forward_and_backward_match_torch_float64(case):
     """conv and conv_backward equal torch's conv and autograd (float64) for every padding form."""
-    x, w, b, kw = make_case(case)
+    x, w, b, kw = make_conv_case(case)
     out = conv(x, w, b, **kw)
     dout = np.random.default_rng(1).standard_normal(out.shape)
     t_out, t_dx, t_dw, t_db = torch_conv(x, w, b, grad=dout, **kw)
@@ -120,7 +110,7 @@ def test_every_internal_path_matches_torch(case, monkeypatch):
     import importlib
 
     conv_module = importlib.import_module("cnnmath.conv")  # the module (cnnmath.conv is the function)
-    x, w, b, kw = make_case(case)
+    x, w, b, kw = make_conv_case(case)
     dout = np.random.default_rng(1).standard_normal(conv(x, w, b, **kw).shape)
     t_out, t_dx, t_dw, _ = torch_conv(x, w, b, grad=dout, **kw)
     for block in (1, 1 << 20):  # 1: one output row per im2col block
@@ -141,7 +131,7 @@ def test_every_internal_path_matches_torch(case, monkeypatch):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_float32_preserved_and_close_to_torch(case):
     """float32 inputs give float32 outputs and gradients, within float32 rounding of torch."""
-    x, w, b, kw = make_case(case, dtype=np.float32)
+    x, w, b, kw = make_conv_case(case, dtype=np.float32)
     out = conv(x, w, b, **kw)
     dout = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
     t_out, t_dx, t_dw, t_db = torch_conv(x, w, b, grad=dout, **kw)
@@ -156,7 +146,7 @@ NAIVE_CASES = [c for c in CASES if np.prod(c[0]) <= 80]
 @pytest.mark.parametrize("case", NAIVE_CASES, ids=[IDS[CASES.index(c)] for c in NAIVE_CASES])
 def test_fast_matches_naive_twin(case):
     """The im2col/GEMM path and the formula loops (eq. 9.7/9.8, 9.11, 9.13) agree."""
-    x, w, b, kw = make_case(case, n=1)
+    x, w, b, kw = make_conv_case(case, n=1)
     out = conv(x, w, b, **kw)
     assert_array_close(out, conv_naive(x, w, b, **kw), rtol=1e-12, atol=1e-12, what="conv vs conv_naive")
     dout = np.random.default_rng(2).standard_normal(out.shape)
@@ -171,7 +161,7 @@ GRAD_CASES = [CASES[1], CASES[2], CASES[8], CASES[9], CASES[12], CASES[17]]
 @pytest.mark.parametrize("case", GRAD_CASES)
 def test_conv_backward_numeric_gradient(case):
     """dx, dw, db agree with float64 centred differences of sum(conv * dout)."""
-    x, w, b, kw = make_case(case, n=2, seed=3)
+    x, w, b, kw = make_conv_case(case, n=2, seed=3)
     if b is None:
         b = np.zeros(w.shape[0])
     dout = np.random.default_rng(4).standard_normal(conv(x, w, b, **kw).shape)
@@ -256,7 +246,7 @@ def test_non_contiguous_inputs():
 
 def test_batch_equals_images_one_by_one():
     """The per-image buffers are reused across the batch without leaking between images."""
-    x, w, b, kw = make_case(CASES[9], n=4)
+    x, w, b, kw = make_conv_case(CASES[9], n=4)
     full = conv(x, w, b, **kw)
     dout = np.random.default_rng(7).standard_normal(full.shape)
     dx, dw, db = conv_backward(dout, x, w, **kw)

@@ -3,6 +3,8 @@ numeric gradients, and the adjoint identity with cnnmath.conv."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch.nn.functional as F
@@ -11,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 import cnnmath
 from cnnmath import (conv, conv_backward, conv_input_grad, conv_transpose, conv_transpose_backward,
                      conv_transpose_naive)
-from tests.helpers import assert_array_close, assert_gradient, to_torch
+from tests.helpers import assert_array_close, assert_gradient, make_conv_case, to_torch
 
 TORCH_CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
@@ -54,14 +56,7 @@ CASES = [
 IDS = [f"{len(c[0])}d-{i}-" + ",".join(f"{k}={v}" for k, v in c[4].items()) for i, c in enumerate(CASES)]
 
 
-def make_case(case, dtype=np.float64, n=2, seed=0):
-    spatial, cin, cout, k, kw, bias = case
-    rng = np.random.default_rng(seed)
-    groups = kw.get("groups", 1)
-    x = rng.standard_normal((n, cin) + spatial).astype(dtype)
-    w = rng.standard_normal((cin, cout // groups) + k).astype(dtype)
-    b = rng.standard_normal(cout).astype(dtype) if bias else None
-    return x, w, b, kw
+make_case = functools.partial(make_conv_case, transposed=True)  # w is (C_in, C_out / groups, *k)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)

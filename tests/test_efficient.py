@@ -4,7 +4,6 @@ a brute-force multiply count."""
 
 from __future__ import annotations
 
-import zlib
 from fractions import Fraction
 
 import numpy as np
@@ -13,17 +12,11 @@ import torch
 import torch.nn.functional as F
 
 import cnnmath as cm
-from tests.helpers import assert_array_close, assert_gradient, to_torch
+from tests.helpers import assert_array_close, assert_gradient, per_test_rng, to_torch
 
 RNG = np.random.default_rng(7)
 
-
-@pytest.fixture(autouse=True)
-def _fresh_rng(request):
-    """Each test draws from its own generator, seeded by its name: the same numbers in any order
-    (pytest -n, -k) as when run alone."""
-    global RNG
-    RNG = np.random.default_rng(zlib.crc32(request.node.name.encode()))
+_fresh_rng = per_test_rng(globals())  # each test draws from its own generator, seeded by its name
 
 
 # ------------------------------------------------------------------------------------------

@@ -10,50 +10,27 @@ the honest students are graded exactly right, nothing escaped the sandbox (files
 processes), the feedback names each misconception and the class report counts them.
 """
 import csv
+import functools
 import html
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from tests.grader_corpus.cases import ASSIGNMENTS, CASES, write_case
+from tests.grader_helpers import REPO, cell_text, graded_points, needs_bwrap, new_course, reference_answers
+from tests.grader_helpers import run as _run
 from course_grader.misconceptions import SENTENCES
 
-REPO = Path(__file__).resolve().parents[1]
-CLI = str(Path(sys.executable).with_name("course-grader"))
 MARKER = "cg-corpus-orphan-%d" % os.getpid()
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")]
-
-
-def nbg(cell):
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
-def text(cell):
-    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-
-
-def reference_answers(source_nb):
-    return {nbg(c)["grade_id"]: "".join(l for l in text(c).splitlines(True)
-                                        if "### BEGIN SOLUTION" not in l and "### END SOLUTION" not in l)
-            for c in source_nb["cells"] if nbg(c).get("solution")}
-
-
-def run(root, *args, ok=True, timeout=900):
-    proc = subprocess.run([CLI, "--course-dir", str(root), *args], capture_output=True, text=True, timeout=timeout)
-    if ok:
-        assert proc.returncode == 0, f"course-grader {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr[-3000:]}"
-    return proc
+pytestmark = [pytest.mark.slow, needs_bwrap]
+run = functools.partial(_run, timeout=900)   # one batch grades the whole corpus
 
 
 def host_ips():
@@ -82,13 +59,7 @@ def marker_processes(marker):
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    for a in ASSIGNMENTS:
-        if not (REPO / "solutions" / a / f"{a}.ipynb").exists():
-            pytest.skip(f"solutions/{a} does not exist yet")
-    root = tmp_path_factory.mktemp("corpus_course")
-    shutil.copy(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
-    for a in ASSIGNMENTS:
-        shutil.copytree(REPO / "solutions" / a, root / "solutions" / a)
+    root = new_course(tmp_path_factory, "corpus_course", ASSIGNMENTS)
     run(root, "release", "--all")
     listener = socket.socket()
     listener.bind(("0.0.0.0", 0))
@@ -100,11 +71,10 @@ def corpus(tmp_path_factory):
         source = json.loads((root / "solutions" / a / f"{a}.ipynb").read_text())
         release = json.loads((root / "exercises" / a / f"{a}.ipynb").read_text())
         for c in release["cells"]:
-            c["source"] = text(c)
+            c["source"] = cell_text(c)
         ctx.release[a] = release
         ctx.sol[a] = reference_answers(source)
-        ctx.points[a] = {nbg(c)["grade_id"]: float(nbg(c)["points"]) for c in source["cells"]
-                         if nbg(c).get("grade") and not nbg(c).get("solution")}
+        ctx.points[a] = graded_points(source)
     incoming = root / "incoming"
     for case in CASES:
         write_case(case, ctx, incoming)
@@ -253,7 +223,7 @@ def test_feedback_is_written_without_hidden_tests(corpus, case):
     source = json.loads((corpus.root / "solutions" / case.assignment / f"{case.assignment}.ipynb").read_text())
     for cell in source["cells"]:
         inside = False
-        for line in text(cell).splitlines():
+        for line in cell_text(cell).splitlines():
             if "### BEGIN HIDDEN TESTS" in line or "### END HIDDEN TESTS" in line:
                 inside = "BEGIN" in line
             elif inside and len(line.strip()) > 20:

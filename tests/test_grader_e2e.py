@@ -5,67 +5,23 @@ collect -> grade with 1 and 2 workers (identical grades) -> feedback (no hidden-
 -> export -> report -> re-grade one student without disturbing the others.
 Expected scores are computed from the source notebook's own points, per graded part.
 """
-import copy
-import csv
 import html
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.grader_helpers import (REPO, cell_text, flipped_conv2d, graded_points, needs_bwrap, new_course, read_csv,
+                                  reference_answers, run, student_notebook)
+
 ASSIGNMENT = "conv2d"
 SOURCE = REPO / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-CLI = str(Path(sys.executable).with_name("course-grader"))
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
-
-
-def nbg(cell):
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
-def src_text(cell):
-    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-
-
-def solutions_of(source_nb):
-    """grade_id -> the reference answer without the BEGIN/END SOLUTION markers."""
-    return {nbg(c)["grade_id"]: "".join(l for l in src_text(c).splitlines(True)
-                                        if "### BEGIN SOLUTION" not in l and "### END SOLUTION" not in l)
-            for c in source_nb["cells"] if nbg(c).get("solution")}
-
-
-def student_notebook(release_nb, answers):
-    nb = copy.deepcopy(release_nb)
-    for c in nb["cells"]:
-        if nbg(c).get("grade_id") in answers:
-            c["source"] = answers[nbg(c)["grade_id"]]
-    return nb
-
-
-def flipped_conv2d(answer):
-    """The conv2d answer turned into a true convolution (flipped kernel): a classic mistake."""
-    return (answer.rstrip() + "\n\n\n_conv2d_cross = conv2d\n\n\n"
-            "def conv2d(x, w, b=None, stride=1, padding=0):\n"
-            "    return _conv2d_cross(x, np.asarray(w)[..., ::-1, ::-1], b, stride, padding)\n")
-
-
-def run(course, *args, ok=True):
-    proc = subprocess.run([CLI, "--course-dir", str(course), *args], capture_output=True, text=True, timeout=600)
-    if ok:
-        assert proc.returncode == 0, f"course-grader {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc
-
-
-def read_csv(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+pytestmark = needs_bwrap
 
 
 def parts_table(course):
@@ -74,17 +30,12 @@ def parts_table(course):
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
-    if not SOURCE.exists():
-        pytest.skip(f"{SOURCE} does not exist yet")
-    root = tmp_path_factory.mktemp("course")
-    shutil.copy(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
-    shutil.copytree(REPO / "solutions" / ASSIGNMENT, root / "solutions" / ASSIGNMENT)
+    root = new_course(tmp_path_factory, "course", [ASSIGNMENT])
     run(root, "release", "--all")
     source_nb = json.loads(SOURCE.read_text())
     release_nb = json.loads((root / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
-    sol = solutions_of(source_nb)
-    points = {nbg(c)["grade_id"]: float(nbg(c)["points"]) for c in source_nb["cells"]
-              if nbg(c).get("grade") and not nbg(c).get("solution")}
+    sol = reference_answers(source_nb)
+    points = graded_points(source_nb)
     incoming = root / "incoming"
 
     def put(student, nb=None, raw=None):
@@ -154,7 +105,7 @@ def test_feedback_has_no_hidden_tests(course):
     hidden_lines = set()
     for c in course["source"]["cells"]:
         inside = False
-        for line in src_text(c).splitlines():
+        for line in cell_text(c).splitlines():
             if "### BEGIN HIDDEN TESTS" in line:
                 inside = True
             elif "### END HIDDEN TESTS" in line:

@@ -9,9 +9,7 @@
 import codecs
 import json
 import multiprocessing
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
@@ -19,19 +17,7 @@ from course_grader import integrity
 from course_grader.notebook import decode_bytes, read_submission
 from course_grader.runner import _scrub, _student_exception
 from course_grader.sandbox import Limits, Sandbox, SandboxDied
-
-REPO = Path(__file__).resolve().parents[1]
-needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
-
-FORK_BOMB = """import os, time
-while True:
-    try:
-        if os.fork() == 0:
-            time.sleep(1000)
-            os._exit(0)
-    except OSError:
-        pass
-"""
+from tests.grader_helpers import FORK_BOMB, REPO, needs_bwrap
 
 
 def _bomb(limits):

@@ -8,14 +8,16 @@ import codecs
 import copy
 import inspect
 import json
-import shutil
 
 import pytest
 
-from tests.test_grader_e2e import (ASSIGNMENT, REPO, SOURCE, flipped_conv2d, nbg, read_csv, run, solutions_of,
-                                   student_notebook)
+from tests.grader_helpers import (REPO, flipped_conv2d, graded_points, nbg, needs_bwrap, new_course, read_csv,
+                                  reference_answers, run, student_notebook)
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
+ASSIGNMENT = "conv2d"
+SOURCE = REPO / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+
+pytestmark = needs_bwrap
 
 # conv2d's graded parts (grade ids of the real notebook) -- resolved in the fixture
 CROSS, MULTI, STRIDE, PARAMS = "cross", "multi", "stride", "params"
@@ -192,19 +194,14 @@ def build_cases(release_nb, sol, tests):
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    if not SOURCE.exists():
-        pytest.skip(f"{SOURCE} does not exist yet")
-    root = tmp_path_factory.mktemp("attacks")
-    shutil.copy(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
-    shutil.copytree(REPO / "solutions" / ASSIGNMENT, root / "solutions" / ASSIGNMENT)
+    root = new_course(tmp_path_factory, "attacks", [ASSIGNMENT])
     run(root, "release", ASSIGNMENT)
     source_nb = json.loads(SOURCE.read_text())
     release_nb = json.loads((root / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
-    points = {nbg(c)["grade_id"]: float(nbg(c)["points"]) for c in source_nb["cells"]
-              if nbg(c).get("grade") and not nbg(c).get("solution")}
+    points = graded_points(source_nb)
     tests = {CROSS: next(g for g in points if "cross" in g), PARAMS: next(g for g in points if "params" in g),
              MULTI: next(g for g in points if "multichannel" in g), STRIDE: next(g for g in points if "stride" in g)}
-    cases = build_cases(release_nb, solutions_of(source_nb), tests)
+    cases = build_cases(release_nb, reference_answers(source_nb), tests)
     for name, (files, _, _) in cases.items():
         d = root / "incoming" / name / ASSIGNMENT
         d.mkdir(parents=True)

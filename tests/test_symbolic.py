@@ -3,7 +3,6 @@ output_size, receptive_field, the counts) and with the seeds' numbers."""
 
 from __future__ import annotations
 
-import zlib
 import itertools
 from fractions import Fraction
 
@@ -13,16 +12,11 @@ import sympy as sp
 
 import cnnmath as cm
 from cnnmath import symbolic as S
+from tests.helpers import per_test_rng
 
 RNG = np.random.default_rng(2)
 
-
-@pytest.fixture(autouse=True)
-def _fresh_rng(request):
-    """Each test draws from its own generator, seeded by its name: the same numbers in any order
-    (pytest -n, -k) as when run alone."""
-    global RNG
-    RNG = np.random.default_rng(zlib.crc32(request.node.name.encode()))
+_fresh_rng = per_test_rng(globals())  # each test draws from its own generator, seeded by its name
 
 
 def _numeric(exprs, symbols, values):

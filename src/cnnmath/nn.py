@@ -544,6 +544,16 @@ def _fan_in_uniform(rng, shape, fan_in):
 class _WeightedLayer(Layer):
     """A layer with a ``weight`` and an optional bias ``b`` (Conv, Dense)."""
 
+    def _init_parameters(self, bias, trainable, name, b):
+        """Set the flags Conv and Dense share; ``weight`` and ``b`` start unset (the caller or ``build`` fills them)."""
+        self.bias = bool(bias)
+        self.trainable = bool(trainable)
+        self.name = name
+        self.weight = None
+        self.b = None
+        if b is not None and not self.bias:
+            raise ValueError("b was given but bias=False")
+
     def _store_grads(self, dw, db):
         self.grads = {"weight": dw}
         if self.bias:
@@ -595,13 +605,7 @@ class Conv(_WeightedLayer):
         self.out_channels = int(out_channels)
         self.kernel_size = kernel_size
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
-        self.bias = bool(bias)
-        self.trainable = bool(trainable)
-        self.name = name
-        self.weight = None
-        self.b = None
-        if b is not None and not self.bias:
-            raise ValueError("b was given but bias=False")
+        self._init_parameters(bias, trainable, name, b)
         if weight is not None:
             w = _param(weight, "weight")
             if w.ndim < 3 or w.shape[0] != self.out_channels:
@@ -681,41 +685,47 @@ class Conv(_WeightedLayer):
         return ", ".join(parts)
 
 
-class ReLU(Layer):
+class _Activation(Layer):
+    """A parameter-free layer wrapping a function ``_fn(x, *args)`` and its backward
+    ``_fn_backward(dout, x, *args)``; ``_args()`` supplies the extra arguments."""
+
+    _fn = None
+    _fn_backward = None
+
+    def _args(self):
+        return ()
+
+    def forward(self, x):
+        self._cache = x
+        return self._fn(x, *self._args())
+
+    def backward(self, dout):
+        return self._fn_backward(dout, self._cached(), *self._args())
+
+
+class ReLU(_Activation):
     """Element-wise :func:`relu` as a layer."""
 
-    def forward(self, x):
-        self._cache = x
-        return relu(x)
-
-    def backward(self, dout):
-        return relu_backward(dout, self._cached())
+    _fn, _fn_backward = staticmethod(relu), staticmethod(relu_backward)
 
 
-class Sigmoid(Layer):
+class Sigmoid(_Activation):
     """Element-wise :func:`sigmoid` as a layer."""
 
-    def forward(self, x):
-        self._cache = x
-        return sigmoid(x)
-
-    def backward(self, dout):
-        return sigmoid_backward(dout, self._cached())
+    _fn, _fn_backward = staticmethod(sigmoid), staticmethod(sigmoid_backward)
 
 
-class Softmax(Layer):
+class Softmax(_Activation):
     """:func:`softmax` over the feature axis (axis 1 of ``(N, C, ...)``)."""
+
+    _fn, _fn_backward = staticmethod(softmax), staticmethod(softmax_backward)
 
     def __init__(self, axis=1):
         super().__init__()
         self.axis = axis
 
-    def forward(self, x):
-        self._cache = x
-        return softmax(x, self.axis)
-
-    def backward(self, dout):
-        return softmax_backward(dout, self._cached(), self.axis)
+    def _args(self):
+        return (self.axis,)
 
     def hyperparameters(self):
         return f"axis={self.axis}"
@@ -796,13 +806,7 @@ class Dense(_WeightedLayer):
         if not _is_int(out_features) or out_features < 1:
             raise ValueError(f"out_features must be a positive int, got {out_features!r}")
         self.out_features = int(out_features)
-        self.bias = bool(bias)
-        self.trainable = bool(trainable)
-        self.name = name
-        self.weight = None
-        self.b = None
-        if b is not None and not self.bias:
-            raise ValueError("b was given but bias=False")
+        self._init_parameters(bias, trainable, name, b)
         if weight is not None:
             w = _param(weight, "weight")
             if w.ndim != 2 or w.shape[0] != self.out_features:

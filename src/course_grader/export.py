@@ -7,6 +7,15 @@ def _fmt(x):
     return "" if x is None else f"{float(x):g}"
 
 
+def _write_csv(path, header, rows):
+    """Write one header row then ``rows`` to ``path``; return ``path``."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
 def export(course, out_dir=None, per_part=False):
     """Write students.csv, assignments.csv and (per_part) parts.csv; return their paths."""
     out_dir = out_dir or os.path.join(course.root, "export")
@@ -35,26 +44,18 @@ def export(course, out_dir=None, per_part=False):
                                 continue
                             rows_p.append([sid, a.name, nb.name, g.name, _fmt(g.score), _fmt(g.max_score)])
         max_total = sum(a.max_score or 0 for a in assignments)
-        p = os.path.join(out_dir, "assignments.csv")
-        with open(p, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["student_id", "assignment", "score", "max_score", "status", "timestamp"])
-            w.writerows(rows_a)
-        paths.append(p)
-        p = os.path.join(out_dir, "students.csv")
-        with open(p, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["student_id", *names, "total", "max_total"])
-            for sid in students:
-                scores = [totals.get(sid, {}).get(n) for n in names]
-                w.writerow([sid, *(_fmt(s) if s is not None else "0" for s in scores),
-                            _fmt(sum(s or 0 for s in scores)), _fmt(max_total)])
-        paths.append(p)
+        paths.append(_write_csv(os.path.join(out_dir, "assignments.csv"),
+                                ["student_id", "assignment", "score", "max_score", "status", "timestamp"],
+                                rows_a))
+        rows_s = []
+        for sid in students:
+            scores = [totals.get(sid, {}).get(n) for n in names]
+            rows_s.append([sid, *(_fmt(s) if s is not None else "0" for s in scores),
+                           _fmt(sum(s or 0 for s in scores)), _fmt(max_total)])
+        paths.append(_write_csv(os.path.join(out_dir, "students.csv"),
+                                ["student_id", *names, "total", "max_total"], rows_s))
         if per_part:
-            p = os.path.join(out_dir, "parts.csv")
-            with open(p, "w", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(["student_id", "assignment", "notebook", "grade_id", "score", "max_score"])
-                w.writerows(rows_p)
-            paths.append(p)
+            paths.append(_write_csv(os.path.join(out_dir, "parts.csv"),
+                                    ["student_id", "assignment", "notebook", "grade_id", "score", "max_score"],
+                                    rows_p))
     return paths

@@ -26,9 +26,8 @@ def _shingles(code):
     return {tuple(toks[i:i + SHINGLE]) for i in range(max(len(toks) - SHINGLE + 1, 0))}
 
 
-@functools.lru_cache(maxsize=None)
-def library_shingles(root=None):
-    """Shingles of every .py file of cnnmath (the installed package, or ``root``)."""
+def _library_union(shingler, root=None):
+    """Union of ``shingler(source)`` over every .py file of cnnmath (the installed package, or ``root``)."""
     if root is None:
         spec = importlib.util.find_spec("cnnmath")
         if spec is None or not spec.submodule_search_locations:
@@ -39,8 +38,14 @@ def library_shingles(root=None):
         for name in files:
             if name.endswith(".py"):
                 with open(os.path.join(dirpath, name), encoding="utf-8", errors="replace") as f:
-                    out |= _shingles(f.read())
+                    out |= shingler(f.read())
     return frozenset(out)
+
+
+@functools.lru_cache(maxsize=None)
+def library_shingles(root=None):
+    """Shingles of every .py file of cnnmath (the installed package, or ``root``)."""
+    return _library_union(_shingles, root)
 
 
 def mentions_cnnmath(code, allowed=""):
@@ -120,15 +125,4 @@ def _normalized_shingles(code):
 @functools.lru_cache(maxsize=None)
 def library_normalized_shingles(root=None):
     """Identifier-normalized shingles of every .py file of cnnmath."""
-    if root is None:
-        spec = importlib.util.find_spec("cnnmath")
-        if spec is None or not spec.submodule_search_locations:
-            return frozenset()
-        root = list(spec.submodule_search_locations)[0]
-    out = set()
-    for dirpath, _, files in os.walk(root):
-        for name in files:
-            if name.endswith(".py"):
-                with open(os.path.join(dirpath, name), encoding="utf-8", errors="replace") as f:
-                    out |= _normalized_shingles(f.read())
-    return frozenset(out)
+    return _library_union(_normalized_shingles, root)

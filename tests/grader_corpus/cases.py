@@ -35,6 +35,8 @@ import textwrap
 import types
 from dataclasses import dataclass, field
 
+from tests.grader_helpers import FORK_BOMB
+
 ASSIGNMENTS = ("conv2d", "output_size", "conv_backward")
 
 # conv2d's graded parts
@@ -284,16 +286,7 @@ time.sleep(0.2)
 
 
 def fork_bomb(ctx):
-    code = """import os, time
-while True:
-    try:
-        if os.fork() == 0:
-            time.sleep(1000)
-            os._exit(0)
-    except OSError:
-        pass
-"""
-    return {"conv2d.ipynb": insert_after(answered(ctx, "conv2d"), P1, code)}
+    return {"conv2d.ipynb": insert_after(answered(ctx, "conv2d"), P1, FORK_BOMB)}
 
 
 def memory_hog(ctx):
