@@ -38,6 +38,28 @@ test: test-deps
 
 bench: $(VENV)/.stamp-test
 	$(PY) bench/conv.py
+	$(PY) bench/grade.py
 
 clean:
 	rm -rf _build
+
+# The website. Always a clean build: the execution cache keys on cell code only (editing src/ would not
+# invalidate it) and Sphinx skips re-reading unchanged pages, so both are removed first. Every chapter is
+# executed; -n (nitpicky) and -W make any warning, cell error or broken reference fail the build.
+book: $(VENV)/.stamp-base
+	rm -rf _build/html _build/.doctrees _build/.jupyter_cache _build/jupyter_execute
+	env -u MPLBACKEND $(VENV)/bin/jupyter-book build . -n -W --keep-going  # kernels must use the inline backend
+
+# Serve the built website on http://127.0.0.1:$(PORT)/ (offline: MathJax is served locally).
+PORT ?= 8000
+serve:
+	@test -f _build/html/index.html || $(MAKE) book
+	$(PY) -m http.server $(PORT) --bind 127.0.0.1 --directory _build/html
+
+# Graded exercises: rebuild solutions/<a>/<a>.ipynb from solutions/_sources/ and regenerate the
+# student versions exercises/<a>/ with nbgrader (no gradebook is written; output is deterministic;
+# "[a-z]*" matches every assignment folder and skips solutions/_sources).
+.PHONY: release
+release: $(VENV)/.stamp-base
+	$(PY) solutions/_sources/build.py
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/nbgrader generate_assignment "[a-z]*" --force --no-db --log-level=WARN
