@@ -30,18 +30,26 @@ across the batch, so that peak extra memory is one image's columns:
   channel-transposed kernel (the forward code again, no scatter); otherwise
   ``col2im(W^T @ dout[n])``, whose loop runs over the ``prod(k)`` kernel offsets only.
 
+Small problems (whole-batch columns of at most ``_LEAN_BYTES``, e.g. course-sized calls) take a
+lean path instead, where per-call overhead matters more than memory: one im2col copy of the
+whole batch and one (batched) GEMM for forward and dw; dx as ``w^T @ dout`` for the whole batch
+and ``prod(k)`` adds -- at stride 1 on flattened images with ``dout`` widened by zeros to the
+padded grid, so that every add is one contiguous shifted slice. Plain-int hyper-parameters
+resolve to a cached geometry.
+
 The naive twins (:func:`conv_naive`, :func:`conv_backward_naive`) are plain loops over
 the formulas above; the tests assert both agree with each other and with PyTorch.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
 from ._args import as_float_array, check_groups, check_rank, int_tuple, resolve_padding, result_dtype
-from .im2col import _col2im_add, _crop
+from .im2col import _col2im_add, _crop, _tap_slices
 from .sizes import padded_output_size
 from .windows import pad_spatial
 
@@ -109,6 +117,25 @@ class _Geometry:
     @property
     def padded(self):
         return tuple(n + pb + pa for n, (pb, pa) in zip(self.spatial, self.pads))
+
+
+_GEOMETRIES = {}
+
+
+def _geometry(x_shape, w_shape, stride, padding, dilation, groups):
+    """:class:`_Geometry`, remembered for calls whose hyper-parameters are plain ints (the usual
+    course call): resolving them again costs as much as a tiny convolution. Anything else (tuples,
+    strings, NumPy ints, bools...) is resolved, and checked, afresh every time."""
+    if type(stride) is int and type(padding) is int and type(dilation) is int and type(groups) is int:
+        key = (x_shape, w_shape, stride, padding, dilation, groups)
+        geo = _GEOMETRIES.get(key)
+        if geo is None:
+            geo = _Geometry(x_shape, w_shape, stride, padding, dilation, groups)
+            if len(_GEOMETRIES) >= 256:
+                _GEOMETRIES.clear()
+            _GEOMETRIES[key] = geo
+        return geo
+    return _Geometry(x_shape, w_shape, stride, padding, dilation, groups)
 
 
 _LAYOUTS = {1: "(N, C_in, L)", 2: "(N, C_in, H, W)", 3: "(N, C_in, D, H, W)"}
@@ -209,9 +236,56 @@ class _Columns:
 _BLOCK_BYTES = 4 << 20
 
 
+# Problems whose whole-batch columns (N * C_in * prod(k) * prod(out) entries) fit in this many
+# bytes take the lean path: one im2col copy of the whole batch and one (batched) GEMM, no row
+# blocks and no reused buffers. On course-sized calls the blocked path's bookkeeping costs as
+# much as the arithmetic.
+_LEAN_BYTES = 1 << 19
+
+
+def _is_lean(n, channels, geo, dtype):
+    return n * channels * math.prod(geo.k) * math.prod(geo.out) * np.dtype(dtype).itemsize <= _LEAN_BYTES
+
+
+def _batch_columns(x, geo, dtype):
+    """im2col of the whole batch in one copy: a contiguous (N, C, *k, *out) array."""
+    pads = geo.pads
+    if any(v for pair in pads for v in pair):
+        xp = np.zeros(x.shape[:2] + geo.padded, dtype=dtype)
+        xp[(slice(None), slice(None)) + tuple(slice(pb, pb + n) for n, (pb, _) in zip(geo.spatial, pads))] = x
+    else:
+        xp = x
+    st = xp.strides[2:]
+    shape = xp.shape[:2] + geo.k + geo.out
+    strides = xp.strides[:2] + tuple(a * d for a, d in zip(st, geo.d)) + tuple(a * s for a, s in zip(st, geo.s))
+    if xp.flags.c_contiguous:  # cheaper than as_strided, same (read-only) view
+        view = np.ndarray(shape, xp.dtype, buffer=xp, strides=strides)
+    else:
+        view = np.lib.stride_tricks.as_strided(xp, shape=shape, strides=strides, writeable=False)
+    cols = np.empty(shape, dtype=dtype)
+    np.copyto(cols, view)
+    return cols
+
+
+def _forward_lean(x, w, geo, dtype):
+    """Small problems: one im2col copy of the whole batch, one GEMM (batched over images and groups)."""
+    n, g = x.shape[0], geo.groups
+    L = math.prod(geo.out)
+    cols = _batch_columns(x, geo, dtype)
+    wm = w.astype(dtype, copy=False).reshape(g, geo.c_out // g, -1)
+    K = geo.c_in * math.prod(geo.k)  # explicit sizes, not -1: an empty batch must reshape too
+    if g == 1:
+        out = np.matmul(wm[0], cols.reshape(n, K, L))
+    else:
+        out = np.matmul(wm, cols.reshape(n, g, K // g, L))
+    return out.reshape((n, geo.c_out) + geo.out)
+
+
 def _forward(x, w, geo, dtype):
     """im2col + GEMM per image and block of output rows, written straight into the output."""
     n = x.shape[0]
+    if _is_lean(n, geo.c_in, geo, dtype):
+        return _forward_lean(x, w, geo, dtype)
     g = geo.groups
     L = math.prod(geo.out)
     cout_g = geo.c_out // g
@@ -270,7 +344,7 @@ def conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
         Non-numeric arrays or malformed hyper-parameters.
     """
     x, w = _check_x_w(x, w)
-    geo = _Geometry(x.shape, w.shape, stride, padding, dilation, groups)
+    geo = _geometry(x.shape, w.shape, stride, padding, dilation, groups)
     dtype = result_dtype(x, w)  # the bias is cast to it (as torch requires matching dtypes)
     b = _check_bias(b, geo.c_out, dtype)
     out = _forward(x.astype(dtype, copy=False), w, geo, dtype)
@@ -331,6 +405,8 @@ def _input_grad(dout, w, geo, n, dtype):
       channel-transposed kernel: im2col of dout + one GEMM (no scatter at all);
     * otherwise: dcols = w^T @ dout, then col2im (prod(k) strided adds), per image and row block.
     """
+    if _is_lean(n, geo.c_in, geo, dtype):
+        return _input_grad_lean(dout, w, geo, n, dtype)
     small = dout.size * math.prod(geo.k) <= _SMALL_COLUMNS  # per-call overhead dominates: fewer numpy calls
     if all(v == 1 for v in geo.s) and (geo.c_out <= geo.c_in or small):
         return _input_grad_flipped(dout, w, geo, dtype)
@@ -348,6 +424,70 @@ def _input_grad_flipped(dout, w, geo, dtype):
     wf = _flipped_transposed_weights(np.asarray(w, dtype=dtype), geo.groups)
     g2 = _Geometry(dout.shape, wf.shape, 1, tuple(pads), geo.d, geo.groups)
     return _forward(dout, wf, g2, dtype)
+
+
+def _input_grad_lean(dout, w, geo, n, dtype):
+    """Small problems: dx = col2im(w^T @ dout) for the whole batch at once (one GEMM, prod(k) adds).
+
+    On tiny problems this beats the flipped-kernel convolution, whose GEMM has only C_in rows
+    (BLAS is slow on such thin matrices) and whose im2col copy is C_out / C_in times larger."""
+    g = geo.groups
+    L = math.prod(geo.out)
+    cout_g = geo.c_out // g
+    wt = w.astype(dtype, copy=False).reshape(g, cout_g, -1).transpose(0, 2, 1)
+    if all(v == 1 for v in geo.s):
+        return _input_grad_lean_wide(dout, wt, geo, n, dtype)
+    if g == 1:
+        dcols = np.matmul(wt[0], dout.reshape(n, cout_g, L))
+    else:
+        dcols = np.matmul(wt, dout.reshape(n, g, cout_g, L))
+    dcols = dcols.reshape((n, geo.c_in) + geo.k + geo.out)
+    dxp = np.zeros((n, geo.c_in) + geo.padded, dtype=dtype)
+    full = (slice(None), slice(None))
+    for tap in np.ndindex(*geo.k):
+        dxp[full + _tap_slices(tap, geo.s, geo.d, geo.out)] += dcols[full + tap]
+    if any(v for pair in geo.pads for v in pair):
+        return np.ascontiguousarray(_crop(dxp, geo.pads))
+    return dxp
+
+
+@functools.lru_cache(maxsize=256)
+def _tap_offsets(padded, k, d):
+    """Flat offset, in the padded grid ``padded``, of every kernel tap ``j`` (at ``j d``), in tap order."""
+    pstrides = [math.prod(padded[i + 1:]) for i in range(len(padded))]  # element strides of the padded grid
+    return tuple(sum(j * di * ps for j, di, ps in zip(tap, d, pstrides)) for tap in np.ndindex(*k))
+
+
+def _input_grad_lean_wide(dout, wt, geo, n, dtype):
+    """Stride-1 scatter on flattened images: every kernel tap is then one contiguous add.
+
+    With stride 1 the output grid is the padded grid minus ``d (k - 1)``. Widen dout with zeros
+    to the padded size in every axis but the first, so that output position ``o`` and tap ``j``
+    land at flat padded index ``flat(o) + flat(j d)``: the columns of tap ``j`` (one row of
+    ``w^T @ dout_wide``) are added to the flat padded image shifted by ``flat(j d)``. The zero
+    columns added for the widening contribute nothing wherever they land.
+    """
+    g = geo.groups
+    cout_g = geo.c_out // g
+    P = geo.padded
+    Lw = geo.out[0] * math.prod(P[1:])
+    if geo.out[1:] != P[1:]:
+        wide = np.zeros((n, geo.c_out, geo.out[0]) + P[1:], dtype=dtype)
+        wide[(slice(None),) * 3 + tuple(slice(0, o) for o in geo.out[1:])] = dout
+    else:
+        wide = dout
+    if g == 1:
+        dcols = np.matmul(wt[0], wide.reshape(n, cout_g, Lw))
+    else:
+        dcols = np.matmul(wt, wide.reshape(n, g, cout_g, Lw))
+    dcols = dcols.reshape(n, geo.c_in, math.prod(geo.k), Lw)
+    offsets = _tap_offsets(P, geo.k, geo.d)
+    size = math.prod(P)
+    flat = np.zeros((n, geo.c_in, max(offsets[-1] + Lw, size)), dtype=dtype)
+    for t, off in enumerate(offsets):
+        flat[:, :, off:off + Lw] += dcols[:, :, t]
+    dxp = flat[:, :, :size].reshape((n, geo.c_in) + P)
+    return np.ascontiguousarray(_crop(dxp, geo.pads))
 
 
 def _input_grad_col2im(dout, w, geo, n, dtype):
@@ -386,6 +526,11 @@ def _weight_grad(dout, x, geo, dtype):
     g = geo.groups
     L = math.prod(geo.out)
     cin_g, cout_g = geo.c_in // g, geo.c_out // g
+    if _is_lean(n, geo.c_in, geo, dtype):  # small problem: one copy, one batched GEMM, a sum over images
+        cm = _batch_columns(x, geo, dtype).reshape(n, g, cin_g * math.prod(geo.k), L)
+        dm = dout.reshape(n, g, cout_g, L)
+        dw = np.matmul(dm[0], cm[0].transpose(0, 2, 1)) if n == 1 else np.matmul(dm, cm.transpose(0, 1, 3, 2)).sum(0)
+        return dw.reshape((geo.c_out, cin_g) + geo.k)
     dw = np.zeros((g, cout_g, cin_g * math.prod(geo.k)), dtype=dtype)
     part = np.empty_like(dw)
     columns = _Columns(geo, geo.c_in, dtype)
@@ -427,7 +572,7 @@ def conv_input_grad(dout, x_shape, w, stride=1, padding=0, dilation=1, groups=1)
     x_shape = tuple(int(v) for v in x_shape)
     if len(x_shape) < 3 or w.ndim != len(x_shape):
         raise ValueError(f"x_shape must be (N, C_in, *spatial) matching w of shape {w.shape}, got {x_shape}")
-    geo = _Geometry(x_shape, w.shape, stride, padding, dilation, groups)
+    geo = _geometry(x_shape, w.shape, stride, padding, dilation, groups)
     dout_arr = as_float_array(dout, "dout")
     dtype = result_dtype(dout_arr, w)
     dout_arr = _check_dout(dout_arr, x_shape[0], geo, dtype)
@@ -454,7 +599,7 @@ def conv_weight_grad(dout, x, w_shape, stride=1, padding=0, dilation=1, groups=1
     w_shape = tuple(int(v) for v in w_shape)
     if len(w_shape) != x.ndim:
         raise ValueError(f"w_shape must be (C_out, C_in/groups, *kernel) matching x of shape {x.shape}, got {w_shape}")
-    geo = _Geometry(x.shape, w_shape, stride, padding, dilation, groups)
+    geo = _geometry(x.shape, w_shape, stride, padding, dilation, groups)
     dout_arr = as_float_array(dout, "dout")
     dtype = result_dtype(dout_arr, x)
     dout_arr = _check_dout(dout_arr, x.shape[0], geo, dtype)
@@ -491,7 +636,7 @@ def conv_backward(dout, x, w, stride=1, padding=0, dilation=1, groups=1):
     ``torch.autograd`` returns for ``F.conv{1,2,3}d`` with the same arguments.
     """
     x, w = _check_x_w(x, w)
-    geo = _Geometry(x.shape, w.shape, stride, padding, dilation, groups)
+    geo = _geometry(x.shape, w.shape, stride, padding, dilation, groups)
     dout = as_float_array(dout, "dout")
     dtype = result_dtype(dout, x, w)
     dout = _check_dout(dout, x.shape[0], geo, dtype)
