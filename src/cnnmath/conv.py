@@ -49,7 +49,7 @@ import math
 import numpy as np
 
 from ._args import as_float_array, check_groups, check_rank, int_tuple, resolve_padding, result_dtype
-from .im2col import _col2im_add, _crop, _tap_slices
+from .im2col import _col2im_add, _col2im_padded, _crop, _window_view
 from .sizes import padded_output_size
 from .windows import pad_spatial
 
@@ -143,14 +143,12 @@ _W_LAYOUTS = {1: "(C_out, C_in/groups, kL)", 2: "(C_out, C_in/groups, kH, kW)",
               3: "(C_out, C_in/groups, kD, kH, kW)"}
 
 
-def _check_x_w(x, w, ndim=None):
+def _check_x_w(x, w, w_layout="(C_out, C_in/groups, *kernel)"):
+    """Convert ``x`` (N, C_in, *spatial) and ``w`` (``w_layout``, same rank as ``x``) to float arrays."""
     x = as_float_array(x, "x")
     w = as_float_array(w, "w")
-    if ndim is None:
-        check_rank(x, "x", min_ndim=3, layout="(N, C_in, *spatial)")
-    else:
-        check_rank(x, "x", ndim=ndim + 2, layout=_LAYOUTS[ndim])
-    check_rank(w, "w", ndim=x.ndim, layout="(C_out, C_in/groups, *kernel) with as many kernel dims as x has spatial dims")
+    check_rank(x, "x", min_ndim=3, layout="(N, C_in, *spatial)")
+    check_rank(w, "w", ndim=x.ndim, layout=f"{w_layout} with as many kernel dims as x has spatial dims")
     return x, w
 
 
@@ -198,15 +196,8 @@ class _Columns:
 
     def _windows(self, src):
         """Read-only (C, *k, *out) window view of one (padded) image ``src`` (C, *padded)."""
-        st = src.strides[1:]
         geo = self.geo
-        shape = src.shape[:1] + geo.k + geo.out
-        strides = src.strides[:1] + tuple(a * d for a, d in zip(st, geo.d)) + tuple(a * s for a, s in zip(st, geo.s))
-        if src.flags.c_contiguous:  # cheaper than as_strided, same view
-            view = np.ndarray(shape, src.dtype, buffer=src, strides=strides)
-            view.flags.writeable = False
-            return view
-        return np.lib.stride_tricks.as_strided(src, shape=shape, strides=strides, writeable=False)
+        return _window_view(src, 1, geo.k, geo.s, geo.d, geo.out)
 
     def load(self, xi):
         if self.identity:
@@ -249,20 +240,8 @@ def _is_lean(n, channels, geo, dtype):
 
 def _batch_columns(x, geo, dtype):
     """im2col of the whole batch in one copy: a contiguous (N, C, *k, *out) array."""
-    pads = geo.pads
-    if any(v for pair in pads for v in pair):
-        xp = np.zeros(x.shape[:2] + geo.padded, dtype=dtype)
-        xp[(slice(None), slice(None)) + tuple(slice(pb, pb + n) for n, (pb, _) in zip(geo.spatial, pads))] = x
-    else:
-        xp = x
-    st = xp.strides[2:]
-    shape = xp.shape[:2] + geo.k + geo.out
-    strides = xp.strides[:2] + tuple(a * d for a, d in zip(st, geo.d)) + tuple(a * s for a, s in zip(st, geo.s))
-    if xp.flags.c_contiguous:  # cheaper than as_strided, same (read-only) view
-        view = np.ndarray(shape, xp.dtype, buffer=xp, strides=strides)
-    else:
-        view = np.lib.stride_tricks.as_strided(xp, shape=shape, strides=strides, writeable=False)
-    cols = np.empty(shape, dtype=dtype)
+    view = _window_view(pad_spatial(x, geo.pads), 2, geo.k, geo.s, geo.d, geo.out)
+    cols = np.empty(view.shape, dtype=dtype)
     np.copyto(cols, view)
     return cols
 
@@ -441,11 +420,8 @@ def _input_grad_lean(dout, w, geo, n, dtype):
         dcols = np.matmul(wt[0], dout.reshape(n, cout_g, L))
     else:
         dcols = np.matmul(wt, dout.reshape(n, g, cout_g, L))
-    dcols = dcols.reshape((n, geo.c_in) + geo.k + geo.out)
-    dxp = np.zeros((n, geo.c_in) + geo.padded, dtype=dtype)
-    full = (slice(None), slice(None))
-    for tap in np.ndindex(*geo.k):
-        dxp[full + _tap_slices(tap, geo.s, geo.d, geo.out)] += dcols[full + tap]
+    dcols = dcols.reshape((n, geo.c_in) + geo.k + geo.out)  # dtype already: wt and dout are cast
+    dxp = _col2im_padded(dcols, (n, geo.c_in) + geo.padded, geo.k, geo.s, geo.d, geo.out)
     if any(v for pair in geo.pads for v in pair):
         return np.ascontiguousarray(_crop(dxp, geo.pads))
     return dxp

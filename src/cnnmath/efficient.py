@@ -54,7 +54,7 @@ from math import prod
 import numpy as np
 
 from . import accounting as _acc
-from ._args import _is_int, as_float_array, check_rank, int_tuple, resolve_padding
+from ._args import as_float_array, check_rank, int_tuple, resolve_padding
 
 __all__ = [
     "depthwise_separable_conv",
@@ -181,9 +181,7 @@ def standard_conv_params(c_in, c_out, kernel_size, ndim=None, bias=True):
 
 
 def _multiplier(depth_multiplier):
-    if not _is_int(depth_multiplier) or depth_multiplier < 1:
-        raise ValueError(f"depth_multiplier must be a positive int, got {depth_multiplier!r}")
-    return int(depth_multiplier)
+    return _acc._positive(depth_multiplier, "depth_multiplier")
 
 
 def depthwise_separable_params(c_in, c_out, kernel_size, depth_multiplier=1, ndim=None, bias=True):
@@ -232,9 +230,7 @@ def separable_cost_ratio(c_out, kernel_size, ndim=None):
     """
     nd = _ndim_of(kernel_size, ndim)
     k = int_tuple(kernel_size, nd, "kernel_size")
-    if not _is_int(c_out) or c_out < 1:
-        raise ValueError(f"c_out must be a positive int, got {c_out!r}")
-    return Fraction(1, int(c_out)) + Fraction(1, prod(k))
+    return Fraction(1, _acc._positive(c_out, "c_out")) + Fraction(1, prod(k))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -405,7 +401,6 @@ def conv2plus1d_matching_channels(c_in, c_out, t, k):
     144
     """
     for name, v in (("c_in", c_in), ("c_out", c_out), ("t", t)):
-        if not _is_int(v) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+        _acc._positive(v, name)
     kh, kw = _kk(k)
     return (t * kh * kw * c_in * c_out) // (kh * kw * c_in + t * c_out)

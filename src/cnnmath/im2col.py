@@ -38,6 +38,7 @@ import numpy as np
 
 from ._args import as_float_array, check_rank, int_tuple, resolve_padding
 from .sizes import padded_output_size
+from .windows import pad_spatial
 
 __all__ = ["im2col", "col2im"]
 
@@ -48,14 +49,21 @@ def _tap_slices(offset, stride, dilation, out):
                  for j, s, d, o in zip(offset, stride, dilation, out))
 
 
-def _pad(x, pads):
-    """Zero-pad the trailing spatial axes (``np.pad`` without its per-call overhead)."""
-    if all(pb == 0 and pa == 0 for pb, pa in pads):
-        return x
-    lead = x.shape[: x.ndim - len(pads)]
-    xp = np.zeros(lead + tuple(n + pb + pa for n, (pb, pa) in zip(x.shape[len(lead):], pads)), dtype=x.dtype)
-    xp[(Ellipsis,) + tuple(slice(pb, pb + n) for n, (pb, _) in zip(x.shape[len(lead):], pads))] = x
-    return xp
+def _window_view(src, lead, kernel_size, stride, dilation, out):
+    """Read-only view ``(*src.shape[:lead], *k, *out)`` of every window of the padded ``src``.
+
+    The kernel-offsets-first order of the columns (:func:`cnnmath.sliding_windows` puts the
+    output positions first): ``view[..., j, o] = src[..., o * s + j * d]``.
+    """
+    st = src.strides[lead:]
+    shape = src.shape[:lead] + tuple(kernel_size) + tuple(out)
+    strides = (src.strides[:lead] + tuple(a * d for a, d in zip(st, dilation))
+               + tuple(a * s for a, s in zip(st, stride)))
+    if src.flags.c_contiguous:  # cheaper than as_strided, same view
+        view = np.ndarray(shape, src.dtype, buffer=src, strides=strides)
+        view.flags.writeable = False
+        return view
+    return np.lib.stride_tricks.as_strided(src, shape=shape, strides=strides, writeable=False)
 
 
 def _im2col_padded(xp, kernel_size, stride, dilation, out):
@@ -70,12 +78,7 @@ def _im2col_padded(xp, kernel_size, stride, dilation, out):
     if all(v == 1 for v in k):  # 1x1 kernels: the columns are the (strided) input itself
         view = xp[(slice(None), slice(None)) + _tap_slices((0,) * ndim, stride, dilation, out)]
         return np.ascontiguousarray(view).reshape((n, c) + k + tuple(out))
-    st = xp.strides[2:]
-    view = np.lib.stride_tricks.as_strided(
-        xp, shape=(n, c) + k + tuple(out),
-        strides=xp.strides[:2] + tuple(a * d for a, d in zip(st, dilation)) + tuple(a * s for a, s in zip(st, stride)),
-        writeable=False)
-    return np.ascontiguousarray(view)
+    return np.ascontiguousarray(_window_view(xp, 2, k, stride, dilation, out))
 
 
 def _col2im_add(cols, xp, kernel_size, stride, dilation, out):
@@ -127,7 +130,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     x = as_float_array(x, "x")
     check_rank(x, "x", min_ndim=3, layout="(N, C, *spatial)")
     k, s, d, pads, out = _geometry(x.shape, kernel_size, stride, padding, dilation)
-    cols = _im2col_padded(_pad(x, pads), k, s, d, out)
+    cols = _im2col_padded(pad_spatial(x, pads), k, s, d, out)
     n, c = x.shape[:2]
     return cols.reshape(n, c * int(np.prod(k)), int(np.prod(out)))
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._args import as_float_array, check_rank, int_tuple
-from .im2col import col2im
+from .im2col import _crop, col2im
 from .sizes import padded_output_size
 from .windows import pad_spatial, sliding_windows
 
@@ -198,11 +198,6 @@ def avg_pool_backward(dout, x, kernel_size, stride=None, padding=0):
     return np.ascontiguousarray(col2im(cols, x.shape, k, s, pads), dtype=dtype)
 
 
-def _crop(xp, pads):
-    sl = tuple(slice(pb, xp.shape[2 + i] - pa) for i, (pb, pa) in enumerate(pads))
-    return np.ascontiguousarray(xp[(slice(None), slice(None)) + sl])
-
-
 # ----------------------------------------------------------------------------------------
 # Naive twins: loops that read like the formulas (for the book and as a test reference).
 # ----------------------------------------------------------------------------------------
@@ -253,7 +248,7 @@ def max_pool_backward_naive(dout, x, kernel_size, stride=None, padding=0):
                     if where is None or xp[(n, c) + i] > best:
                         best, where = xp[(n, c) + i], i
                 dxp[(n, c) + where] += dout[(n, c) + o]
-    return _crop(dxp, pads)
+    return np.ascontiguousarray(_crop(dxp, pads))
 
 
 def avg_pool_backward_naive(dout, x, kernel_size, stride=None, padding=0):
@@ -269,4 +264,4 @@ def avg_pool_backward_naive(dout, x, kernel_size, stride=None, padding=0):
                 for j in np.ndindex(*k):
                     i = tuple(oi * si + ji for oi, si, ji in zip(o, s, j))
                     dxp[(n, c) + i] += dout[(n, c) + o] / np.prod(k)
-    return _crop(dxp, pads)
+    return np.ascontiguousarray(_crop(dxp, pads))

@@ -33,8 +33,9 @@ Errata
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import asdict, dataclass
+
+from ._args import _is_int
 
 __all__ = [
     "ReceptiveFieldRow",
@@ -85,10 +86,6 @@ class ReceptiveFieldRow:
 
 
 _KEYS = ("kernel", "stride", "dilation", "padding")
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 def _parse_layer(i, layer):

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._args import _is_int, as_float_array, check_rank, int_tuple, resolve_padding, result_dtype
-from .conv import _Geometry, _check_bias, _forward, _input_grad, _weight_grad
+from ._args import _is_int, as_float_array, int_tuple, resolve_padding, result_dtype
+from .conv import _Geometry, _check_bias, _check_x_w as _conv_check_x_w, _forward, _input_grad, _weight_grad
 from .sizes import transposed_output_size
 from .windows import pad_spatial
 
@@ -80,11 +80,7 @@ class _TGeometry:
 
 
 def _check_x_w(x, w):
-    x = as_float_array(x, "x")
-    w = as_float_array(w, "w")
-    check_rank(x, "x", min_ndim=3, layout="(N, C_in, *spatial)")
-    check_rank(w, "w", ndim=x.ndim, layout="(C_in, C_out/groups, *kernel) with as many kernel dims as x has spatial dims")
-    return x, w
+    return _conv_check_x_w(x, w, w_layout="(C_in, C_out/groups, *kernel)")
 
 
 def conv_transpose(x, w, b=None, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
