@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: book test venv test-deps system-deps serve bench clean
+.PHONY: book test venv test-deps system-deps serve bench clean release
 
 $(VENV)/.stamp-base: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -59,7 +59,6 @@ serve:
 # Graded exercises: rebuild solutions/<a>/<a>.ipynb from solutions/_sources/ and regenerate the
 # student versions exercises/<a>/ with nbgrader (no gradebook is written; output is deterministic;
 # "[a-z]*" matches every assignment folder and skips solutions/_sources).
-.PHONY: release
 release: $(VENV)/.stamp-base
 	$(PY) solutions/_sources/build.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/nbgrader generate_assignment "[a-z]*" --force --no-db --log-level=WARN

@@ -142,11 +142,12 @@ def nbgrader_meta(kind: str, grade_id: str, points) -> dict | None:
 def build_notebook(cells: list[dict]) -> dict:
     total = sum(c["points"] for c in cells if c["kind"] == "test")
     table = points_table(cells)
+    helpers = (SOURCES / "check_helpers.py").read_text(encoding="utf-8").strip()
     out = []
     for c in cells:
         src = c["source"]
         if c["kind"] == "setup":
-            src = src.replace("{CHECK_HELPERS}", (SOURCES / "check_helpers.py").read_text(encoding="utf-8").strip())
+            src = src.replace("{CHECK_HELPERS}", helpers)
         if c["kind"] == "md":
             src = (src.replace("{TOTAL_POINTS}", f"{total:g}").replace("{POINTS_TABLE}", table)
                    .replace("{RULES}", RULES))
@@ -176,7 +177,8 @@ def render(nb: dict) -> str:
 
     node = nbformat.from_dict(nb)
     nbformat.validate(node)
-    return nbformat.writes(node) + ("" if nbformat.writes(node).endswith("\n") else "\n")
+    text = nbformat.writes(node)
+    return text if text.endswith("\n") else text + "\n"
 
 
 def build(name: str, check: bool = False) -> bool:
