@@ -154,10 +154,8 @@ def _main():
         except BaseException as exc:  # the student's value can't cross
             value_error = {"ename": "TypeError", "evalue": f"the grader cannot transfer the result: {exc}",
                            "traceback": []}
-            payload = dumps({"ok": False, "error": value_error, "stdout": msg["stdout"],
-                             "stderr": msg["stderr"], "output_exceeded": msg["output_exceeded"],
-                             "seq": msg["seq"], "memory_exceeded": msg["memory_exceeded"],
-                             "forbidden_imports": msg["forbidden_imports"], "compiled": msg["compiled"]})
+            plain = {k: v for k, v in msg.items() if k not in ("result", "value")}
+            payload = dumps(dict(plain, ok=False, error=value_error))
         proto_out.write(struct.pack(">Q", len(payload)) + payload)
 
     def run(code):

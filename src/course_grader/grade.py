@@ -8,8 +8,9 @@ import sys
 import time
 import warnings
 
+from . import integrity
 from .course import CourseError
-from .runner import discard_spare, enable_prespawn, grade_submission
+from .runner import discard_spare, enable_prespawn, grade_submission, graded_test
 from .sandbox import Limits
 
 _JOB_CONTEXT = {}
@@ -47,8 +48,7 @@ def failed_result(source, release, message):
     for cell in source["cells"]:
         if is_test(cell):
             pts = float(nbmeta(cell).get("points") or 0)
-            tests[nbmeta(cell).get("grade_id")] = {"points": 0.0, "max": pts, "passed": False, "message": message,
-                                                   "hidden": False, "failed_in_hidden": False}
+            tests[nbmeta(cell).get("grade_id")] = graded_test(pts, message)
     return {"status": "failed", "messages": [message], "flags": [["crash", message]], "tests": tests,
             "notebook": nb, "score": 0.0, "max_score": sum(t["max"] for t in tests.values()), "seconds": 0.0}
 
@@ -180,6 +180,9 @@ def grade(course, assignment, students=None, workers=None, limits=None, progress
             raise CourseError(f"assignment {assignment!r} is not in the gradebook: "
                               f"run `course-grader release {assignment}` first") from None
     preflight(limits)
+    # cnnmath's shingles (integrity) walked once here, not once per forked worker
+    integrity.library_shingles()
+    integrity.library_normalized_shingles()
     jobs, messages = plan_jobs(course, assignment, students, notebooks)
     workers = max(1, int(workers or os.cpu_count() or 1))
     _JOB_CONTEXT.update(pairs=pairs, limits=limits, prespawn=len(jobs) > 1)
@@ -190,13 +193,12 @@ def grade(course, assignment, students=None, workers=None, limits=None, progress
 
     def handle(gb, item):
         student, notebook, path, result = item
-        for s in (student,):
-            gb.update_or_create_student(s)
-            stamp = course.timestamp_of(course.dir("submitted", s, assignment))
-            if stamp:
-                gb.update_or_create_submission(assignment, s, timestamp=stamp)
-            else:
-                gb.update_or_create_submission(assignment, s)
+        gb.update_or_create_student(student)
+        stamp = course.timestamp_of(course.dir("submitted", student, assignment))
+        if stamp:
+            gb.update_or_create_submission(assignment, student, timestamp=stamp)
+        else:
+            gb.update_or_create_submission(assignment, student)
         write_result(course, gb, assignment, student, notebook, path, result,
                      messages.get(student, []) if notebook == notebooks[0] else [])
         if result["status"] != "graded":

@@ -50,7 +50,7 @@ def library_shingles(root=None):
 
 def mentions_cnnmath(code, allowed=""):
     """True if the code names cnnmath outside comments (strings the stub itself had are allowed)."""
-    allowed_strings = {t for t in _string_tokens(allowed)}
+    allowed_strings = set(_string_tokens(allowed))
     try:
         for tok in tokenize.generate_tokens(io.StringIO(code).readline):
             if tok.type == tokenize.NAME and tok.string == "cnnmath":
@@ -76,18 +76,14 @@ def copied_from_cnnmath(code, stub=""):
     Token for token, or with every identifier renamed (longer shingles of the code with local
     names replaced by one placeholder: the reference solutions share almost none with cnnmath).
     """
-    lib = library_shingles()
-    mine = _shingles(code) - _shingles(stub)
-    if mine and lib:
-        shared = len(mine & lib)
-        if shared >= MIN_MATCHES and shared >= MIN_FRACTION * len(mine):
-            return True
-    lib = library_normalized_shingles()
-    mine = _normalized_shingles(code) - _normalized_shingles(stub)
-    if not mine or not lib:
-        return False
-    shared = len(mine & lib)
-    return shared >= MIN_MATCHES and shared >= MIN_FRACTION * len(mine)
+    for shingler, library in ((_shingles, library_shingles), (_normalized_shingles, library_normalized_shingles)):
+        lib = library()
+        mine = shingler(code) - shingler(stub)
+        if mine and lib:
+            shared = len(mine & lib)
+            if shared >= MIN_MATCHES and shared >= MIN_FRACTION * len(mine):
+                return True
+    return False
 
 
 NORMALIZED_SHINGLE = 24   # tokens per shingle once identifiers are renamed away

@@ -40,11 +40,6 @@ def is_answer(cell):
     return bool(nbmeta(cell).get("solution"))
 
 
-def is_locked(cell):
-    m = nbmeta(cell)
-    return bool(m.get("locked")) or bool(m.get("grade")) and not m.get("solution")
-
-
 def decode_bytes(data):
     """Decode a notebook file's bytes (UTF-8, with or without BOM, UTF-16/32 with BOM)."""
     if not data.strip():

@@ -131,19 +131,15 @@ class Grader:
                 if isinstance(src, str) and (integrity.mentions_cnnmath(src) or integrity.copied_from_cnnmath(src)):
                     self.copy_hits.add(self.where)
                     break
-        memory = reply.get("memory_exceeded")
-        if memory and self.cell_outputs is None:
-            self._stop(SandboxDied(f"the student's code ran out of memory (limit {self.limits.memory_mb} MB)",
-                                   "memory"))
-        if self.cell_outputs is None:
-            return
-        for stream in ("stdout", "stderr"):
-            text = reply.get(stream)
-            if isinstance(text, str) and text:
-                self.cell_outputs.append({"output_type": "stream", "name": stream, "text": text})
-        if reply.get("output_exceeded"):
-            self._stop(SandboxDied(f"the output exceeded the limit of {self.limits.output_bytes} bytes", "output"))
-        if memory:
+        if self.cell_outputs is not None:
+            for stream in ("stdout", "stderr"):
+                text = reply.get(stream)
+                if isinstance(text, str) and text:
+                    self.cell_outputs.append({"output_type": "stream", "name": stream, "text": text})
+            if reply.get("output_exceeded"):
+                self._stop(SandboxDied(f"the output exceeded the limit of {self.limits.output_bytes} bytes",
+                                       "output"))
+        if reply.get("memory_exceeded"):
             self._stop(SandboxDied(f"the student's code ran out of memory (limit {self.limits.memory_mb} MB)",
                                    "memory"))
 
@@ -170,10 +166,7 @@ class Grader:
             self._stop(SandboxDied(f"a test cell exceeded the time limit of {self.limits.cell_timeout:g} s",
                                    "timeout"))
         self.where = ("call", name)
-        try:
-            reply = self._request(self.sandbox.call, name, args, kwargs, timeout=timeout)
-        except SandboxStopped:
-            raise
+        reply = self._request(self.sandbox.call, name, args, kwargs, timeout=timeout)
         if not reply.get("ok"):
             raise _student_exception(name, reply.get("error") or {})
         if self.calls is not None and len(self.calls) < 200:
@@ -196,7 +189,7 @@ class Grader:
                 ns.pop(name, None)
             return
         for name in self.names:
-            kind = kinds.get(name) if isinstance(kinds, dict) else None
+            kind = kinds.get(name)
             if kind == "callable":
                 ns[name] = StudentFunction(self, name)
             elif kind == "value":
@@ -214,15 +207,13 @@ class Grader:
 
     # -- the notebook ------------------------------------------------------------------
     def run_trusted(self, code, ns, filename):
-        """Execute instructor code; returns (outputs, exception or None, traceback frames)."""
+        """Execute instructor code; returns (outputs, exception or None)."""
         out = io.StringIO()
         exc = None
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             try:
                 exec(compile(code, filename, "exec"), ns)
-            except SandboxStopped as stopped:
-                exc = stopped
-            except Exception as e:  # a failing test
+            except (SandboxStopped, Exception) as e:  # a failing test, or the student's process gone
                 exc = e
         outputs = [{"output_type": "stream", "name": "stdout", "text": out.getvalue()}] if out.getvalue() else []
         return outputs, exc
@@ -306,8 +297,7 @@ class Grader:
         meta = nbmeta(entry["cell"])
         points = float(meta.get("points") or 0)
         hidden = hidden_line_ranges(code)
-        result = {"points": points, "max": points, "passed": True, "message": "", "hidden": bool(hidden),
-                  "failed_in_hidden": False}
+        result = graded_test(points, hidden=bool(hidden))
         if exc is None and self.died is not None and self.died is not dead_before:
             exc = SandboxStopped(self.died)  # the student's process died while this test ran
         if exc is None:
@@ -377,6 +367,12 @@ class Grader:
                                    "which answers must not do")
 
 
+def graded_test(max_points, failure=None, hidden=False):
+    """One test's result: full points, or 0 with ``failure`` as the message."""
+    return {"points": max_points if failure is None else 0.0, "max": max_points, "passed": failure is None,
+            "message": failure or "", "hidden": hidden, "failed_in_hidden": False}
+
+
 def explain_failure(result, calls):
     """Name the likely misconception of a failed test (course_grader.misconceptions) in its message."""
     if result["passed"] or not calls or result["message"].startswith("not graded"):
@@ -389,7 +385,10 @@ def explain_failure(result, calls):
 
 
 def grade_submission(source_nb, release_nb, path, limits=None):
-    """Grade one notebook file. Returns a plain dict (see :func:`result_template`)."""
+    """Grade one notebook file.
+
+    Returns a plain dict: status, messages, flags, tests, notebook, score, max_score, seconds.
+    """
     limits = limits or Limits()
     t0 = time.monotonic()
     result = {"status": "graded", "messages": [], "flags": [], "tests": {}, "notebook": None}
@@ -421,8 +420,7 @@ def grade_submission(source_nb, release_nb, path, limits=None):
             if entry["role"] == "test":
                 gid = entry["grade_id"]
                 msg = f"not graded: {result['messages'][-1]}"
-                result["tests"][gid] = {"points": 0.0, "max": max_points[gid], "passed": False, "message": msg,
-                                        "hidden": False, "failed_in_hidden": False}
+                result["tests"][gid] = graded_test(max_points[gid], msg)
                 entry["cell"]["outputs"] = [{"output_type": "error", "ename": "TestFailed", "evalue": msg,
                                              "traceback": [msg]}]
     nb = {"cells": [e["cell"] for e in entries], "metadata": copy.deepcopy(source_nb.get("metadata", {})),

@@ -10,6 +10,7 @@ to an unprivileged uid/gid of its own (see :func:`sandbox_uid`) before any stude
 processes, file size and core dumps; the grader enforces per-call and per-notebook timeouts
 and an output budget.
 """
+import functools
 import json
 import os
 import resource
@@ -72,7 +73,9 @@ def _site_packages():
     return paths
 
 
+@functools.lru_cache(maxsize=None)
 def _child_source():
+    """wire.py then _child.py (read once per process, not once per sandbox)."""
     with open(os.path.join(HERE, "wire.py"), encoding="utf-8") as f:
         wire_src = f.read()
     with open(os.path.join(HERE, "_child.py"), encoding="utf-8") as f:
@@ -220,9 +223,7 @@ class Sandbox:
         until = min(now + timeout, self.deadline)
         which = "notebook" if self.deadline <= now + timeout else "cell"
         try:
-            payload = wire.dumps(message)
-            self.proc.stdin.write(struct.pack(">Q", len(payload)) + payload)
-            self.proc.stdin.flush()
+            wire.write_message(self.proc.stdin, message)
             head = self._read_exact(8, until)
             if head is None:
                 self._timeout(which)
