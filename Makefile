@@ -23,11 +23,13 @@ venv: $(VENV)/.stamp-base
 
 test-deps: $(VENV)/.stamp-test system-deps
 
-# Debian packages the tests need (Chromium for the browser test, bubblewrap for the grader sandbox).
+# Debian packages the tests need (Chromium for the browser test, bubblewrap for the grader sandbox,
+# PostgreSQL for the gradebook tests: they start a throwaway server with initdb/pg_ctl, none runs).
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "please install:$$missing (Debian packages)"; exit 1; fi; \

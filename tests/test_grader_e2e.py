@@ -1,8 +1,10 @@
-"""End to end: the `course-grader` command on a temporary course with the real conv2d assignment.
+"""End to end: the `course-grader` command on a temporary course with the real conv2d assignment,
+on a SQLite gradebook and on a PostgreSQL one (a throwaway server, tests/postgres_server.py).
 
 release -> five synthetic students (correct, partial, blank, broken JSON, infinite loop) ->
 collect -> grade with 1 and 2 workers (identical grades) -> feedback (no hidden-test source)
--> export -> report -> re-grade one student without disturbing the others.
+-> export -> report -> re-grade one student without disturbing the others; then two `grade`
+commands on different assignments at once while `export` reads, on both databases.
 Expected scores are computed from the source notebook's own points, per graded part.
 """
 import html
@@ -11,11 +13,12 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.grader_helpers import (REPO, cell_text, flipped_conv2d, graded_points, needs_bwrap, new_course, read_csv,
+from tests.grader_helpers import (CLI, REPO, cell_text, flipped_conv2d, graded_points, needs_bwrap, new_course, read_csv,
                                   reference_answers, run, student_notebook)
 
 ASSIGNMENT = "conv2d"
@@ -28,9 +31,23 @@ def parts_table(course):
     return {(r["student_id"], r["grade_id"]): float(r["score"]) for r in read_csv(course / "export" / "parts.csv")}
 
 
-@pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    root = new_course(tmp_path_factory, "course", [ASSIGNMENT])
+DATABASES = [pytest.param("sqlite", marks=pytest.mark.xdist_group("e2e-sqlite")),
+             pytest.param("postgresql", marks=pytest.mark.xdist_group("e2e-postgresql"))]
+
+
+def use_database(root, kind, request):
+    """Point the course at a new gradebook: nbgrader's default SQLite file, or a fresh PostgreSQL database
+    (set in nbgrader_config.py, so every `course-grader` and nbgrader command of the course uses it)."""
+    if kind == "postgresql":
+        url = request.getfixturevalue("postgres").create_database()
+        with open(root / "nbgrader_config.py", "a") as f:
+            f.write(f"\nc.CourseDirectory.db_url = {url!r}\n")
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def course(tmp_path_factory, request):
+    root = new_course(tmp_path_factory, f"course-{request.param}", [ASSIGNMENT])
+    use_database(root, request.param, request)
     run(root, "release", "--all")
     source_nb = json.loads(SOURCE.read_text())
     release_nb = json.loads((root / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
@@ -223,3 +240,82 @@ def test_release_to_exchange_and_collect(course, tmp_path):
     run(root, "collect", ASSIGNMENT, "--exchange")
     me = os.environ.get("USER") or __import__("getpass").getuser()
     assert (root / "submitted" / me / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").exists()
+
+
+SECOND = "output_size"  # a second assignment graded at the same time as conv2d
+
+
+def concurrent_course(tmp_path_factory, request, kind):
+    """A course with conv2d and SECOND released and four students' submissions of both collected;
+    returns (root, expected): (student, assignment, grade_id) -> points, from the source notebooks."""
+    root = new_course(tmp_path_factory, f"concurrent-{kind}", [ASSIGNMENT, SECOND])
+    use_database(root, kind, request)
+    run(root, "release", "--all")
+    incoming, expected = root / "incoming", {}
+    for a in (ASSIGNMENT, SECOND):
+        source = json.loads((REPO / "solutions" / a / f"{a}.ipynb").read_text())
+        release = json.loads((root / "exercises" / a / f"{a}.ipynb").read_text())
+        sol, points = reference_answers(source), graded_points(source)
+        # ann and cy answer everything; bo hands in the blank notebook for conv2d; di for SECOND
+        for student in ("ann", "bo", "cy", "di"):
+            blank = (student, a) in {("bo", ASSIGNMENT), ("di", SECOND)}
+            d = incoming / student / a
+            d.mkdir(parents=True)
+            (d / f"{a}.ipynb").write_text(json.dumps(release if blank else student_notebook(release, sol)))
+            for gid, p in points.items():
+                expected[(student, a, gid)] = 0.0 if blank else p
+        run(root, "collect", a, "--from-folder", str(incoming))
+    return root, expected
+
+
+def parts_rows(root):
+    return [((r["student_id"], r["assignment"], r["grade_id"]), float(r["score"]))
+            for r in read_csv(root / "export" / "parts.csv")]
+
+
+def grade_two_at_once_while_exporting(root, expected):
+    """Two `grade` commands (conv2d, SECOND) at the same time while `export` runs in a loop; asserts
+    every command succeeded, no export saw a half-written submission, and every grade is there
+    exactly once. Returns the final per-part table."""
+    totals = {}
+    for (student, a, _), p in expected.items():
+        totals[(student, a)] = totals.get((student, a), 0.0) + p
+    cmds = [[CLI, "--course-dir", str(root), "grade", a, "--workers", "1", "--quiet"] for a in (ASSIGNMENT, SECOND)]
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in cmds]
+    exports_during = 0
+    try:
+        while any(p.poll() is None for p in procs):
+            proc = run(root, "export", "--out", str(root / "snap"))
+            exports_during += 1
+            for r in read_csv(root / "snap" / "assignments.csv"):
+                key = (r["student_id"], r["assignment"])
+                # before, not yet graded (0) or graded: never part of a notebook's grades
+                assert r["score"] in ("", "0") or float(r["score"]) == totals[key], (key, r["score"], totals[key])
+            time.sleep(0.2)
+        outs = [p.communicate(timeout=600) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for c, p, (out, err) in zip(cmds, procs, outs):
+        assert p.returncode == 0, f"{' '.join(c[3:])} failed:\n{out}\n{err[-3000:]}"
+        assert "graded 4 student(s), failed 0" in out, out
+    assert exports_during >= 1
+    run(root, "export", "--per-part")
+    rows = parts_rows(root)
+    keys = [k for k, _ in rows]
+    assert len(keys) == len(set(keys)), "a grade is in the gradebook twice"
+    table = dict(rows)
+    assert set(table) == set(expected), (sorted(set(expected) - set(table)), sorted(set(table) - set(expected)))
+    for key, pts in expected.items():
+        assert table[key] == pts, f"{key}: got {table[key]}, expected {pts}"
+    return table
+
+
+@pytest.mark.xdist_group("e2e-concurrent")
+def test_two_grades_at_once_and_export_on_sqlite_and_postgresql(tmp_path_factory, request):
+    tables = {}
+    for kind in ("sqlite", "postgresql"):
+        root, expected = concurrent_course(tmp_path_factory, request, kind)
+        tables[kind] = grade_two_at_once_while_exporting(root, expected)
+    assert tables["sqlite"] == tables["postgresql"]

@@ -137,11 +137,19 @@ def main(argv=None):
     bindir = os.path.dirname(sys.executable)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    course = None
     try:
         course = Course(args.course_dir, args.db_url)
         return args.func(course, args)
     except CourseError as exc:
         print(f"course-grader: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the database failed mid-command: one line, password masked
+        from sqlalchemy.exc import SQLAlchemyError
+        if not isinstance(exc, SQLAlchemyError):
+            raise
+        from .database import error_from
+        print(f"course-grader: error: {error_from(exc, course.db_url if course else args.db_url or '')}", file=sys.stderr)
         return 2
 
 

@@ -23,12 +23,15 @@ class Course:
         if os.path.exists(path):
             cfg.merge(PyFileConfigLoader("nbgrader_config.py", path=self.root).load_config())
         cfg.CourseDirectory.root = self.root
-        if db_url:
-            cfg.CourseDirectory.db_url = db_url
-        self.config = cfg
         from nbgrader.coursedir import CourseDirectory
+        from .database import prepare_url
+        url = db_url or CourseDirectory(config=cfg).db_url
+        # the checked URL, with the busy timeout (SQLite) or connect timeout (PostgreSQL) in it
+        cfg.CourseDirectory.db_url = prepare_url(url)
+        self.config = cfg
         self.coursedir = CourseDirectory(config=cfg)
         self.db_url = self.coursedir.db_url
+        self._connected = False
 
     # -- paths ---------------------------------------------------------------------------
     def dir(self, kind, student=".", assignment=""):
@@ -77,13 +80,29 @@ class Course:
         return sorted(s for s in os.listdir(base) if os.path.isdir(os.path.join(base, s, assignment)))
 
     # -- nbgrader ------------------------------------------------------------------------
+    def check_database(self):
+        """Connect to the gradebook once per Course; a DatabaseError (one line) says why not."""
+        if not self._connected:
+            from .database import check_connection
+            check_connection(self.db_url)
+            self._connected = True
+
     def api(self):
         from nbgrader.apps import NbGraderAPI
+        self.check_database()
         return NbGraderAPI(coursedir=self.coursedir, config=self.config)
 
     def gradebook(self):
-        from nbgrader.api import Gradebook
-        return Gradebook(self.db_url, self.coursedir.course_id)
+        """nbgrader's Gradebook on this course's database (safe with a second writer: see database.py)."""
+        from .database import SharedGradebook, error_from
+        self.check_database()
+        try:
+            return SharedGradebook(self.db_url, self.coursedir.course_id)
+        except Exception as exc:
+            from sqlalchemy.exc import SQLAlchemyError
+            if isinstance(exc, SQLAlchemyError):
+                raise error_from(exc, self.db_url) from None
+            raise
 
     def nbgrader(self, *args):
         """Run an nbgrader app in the course directory (a subprocess, like the instructor would)."""

@@ -111,7 +111,7 @@ def _notes_cell(notes):
 def write_result(course, gb, assignment, student, notebook, path, result, extra_messages):
     """The single writer: autograded notebook, nbgrader gradebook (SaveAutoGrades), results file."""
     from nbformat import from_dict
-    from nbgrader.preprocessors import SaveAutoGrades
+    from .database import save_autogrades
     out_dir = course.dir("autograded", student, assignment)
     os.makedirs(out_dir, exist_ok=True)
     messages = list(extra_messages) + result["messages"]
@@ -120,9 +120,7 @@ def write_result(course, gb, assignment, student, notebook, path, result, extra_
     if notes:
         nb["cells"].insert(0, _notes_cell(notes))
     nbnode = from_dict(nb)
-    resources = {"nbgrader": {"notebook": notebook, "assignment": assignment, "student": student,
-                              "db_url": course.db_url}}
-    SaveAutoGrades().preprocess(nbnode, resources)
+    save_autogrades(gb, nbnode, assignment, notebook, student)  # one transaction per notebook
     with open(os.path.join(out_dir, notebook + ".ipynb"), "w", encoding="utf-8") as f:
         json.dump(nb, f, indent=1)
     stamp = os.path.join(course.dir("submitted", student, assignment), "timestamp.txt")
