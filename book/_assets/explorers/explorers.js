@@ -33,10 +33,17 @@
       input = el(wrap, "input", { id, name: spec.name, "data-control": spec.name, type: "number",
         min: spec.min, max: spec.max, step: 1, value: spec.value, inputmode: "numeric" });
     }
-    input.addEventListener("input", () => ex.update());
-    input.addEventListener("change", () => ex.update());
+    changed(input, () => ex.update());
     ex.controls[spec.name] = input;
     return input;
+  }
+  /* Re-render on "input" and "change", but only when the value really changed: the "change" fired
+   * by leaving a field must not rebuild the view under a click that is landing on it. */
+  function changed(input, fn) {
+    input.dataset.rendered = input.value;
+    const fire = () => { if (input.value !== input.dataset.rendered) { input.dataset.rendered = input.value; fn(); } };
+    input.addEventListener("input", fire);
+    input.addEventListener("change", fire);
   }
   function intOf(input) { const v = input.value.trim(); return v === "" ? NaN : Number(v); }
   function fmt(v) { return v === -Infinity ? "-inf" : (Number.isInteger(v) ? String(v) : String(+v.toFixed(6))); }
@@ -249,8 +256,7 @@
           const wrap = el(li, "span", { class: "cnnx-control" });
           el(wrap, "label", { for: id }, `layer ${i + 1} ${label}`);
           const inp = el(wrap, "input", { id, type: "number", min, max: 9, step: 1, value: L[key], "data-control": key, name: `${key}-${i}` });
-          const set = () => { L[key] = intOf(inp); ex.update(); };
-          inp.addEventListener("input", set); inp.addEventListener("change", set);
+          changed(inp, () => { L[key] = intOf(inp); ex.update(); });
         }
         const btn = (action, text, label, fn) => {
           const b = el(li, "button", { type: "button", "data-action": action, "aria-label": `${label} layer ${i + 1}` }, text);
@@ -309,9 +315,14 @@
       const c = ex.controls;
       const cin = intOf(c.cin), n = intOf(c.n), k = intOf(c.k), cout = intOf(c.cout), groups = intOf(c.groups);
       const s = intOf(c.s), p = intOf(c.p), bias = c.bias.value === "1";
-      for (const [name, v] of [["in_shape", cin], ["out_channels", cout]]) if (!C.isInt(v) || v < 1) { const e = new Error(`${name} must be a positive int, got ${v}`); e.cnnmath = true; throw e; }
-      const g = C.outputSize([n, n], k, s, p, 1);
+      // the checks of cnnmath.conv_macs, in its order
+      const bad = msg => { const e = new Error(msg); e.cnnmath = true; throw e; };
+      if (![cin, n].every(C.isInt)) bad(`in_shape must be a tuple of ints (channels-first, no batch), got ${C.pyRepr([cin, n, n])}`);
+      if (cin < 1 || n < 1) bad(`in_shape must contain positive sizes, got ${C.pyRepr([cin, n, n])}`);
+      if (!C.isInt(cout) || cout < 1) bad(`out_channels must be a positive int, got ${cout}`);
+      C.intTuple(k, 2, "kernel_size"); C.intTuple(s, 2, "stride");
       C.checkGroups(groups, cin, cout);
+      const g = C.outputSize([n, n], [k, k], s, p, 1);
       const shape = [cout, ...g.out], cg = cin / groups, params = C.convParams(cin, cout, [k, k], groups, bias);
       const macs = C.convMacs(g.out, cout, cin, [k, k], groups);
       out(ex.view, "out-shape", "output volume (C_out, H_out, W_out):", shape, "(" + shape.join(", ") + ")");
