@@ -70,14 +70,16 @@ def _string_tokens(code):
         return []
 
 
-def copied_from_cnnmath(code, stub=""):
+def copied_from_cnnmath(code, stub="", root=None):
     """True if a substantial part of the code is a copy of cnnmath's source.
 
     Token for token, or with every identifier renamed (longer shingles of the code with local
     names replaced by one placeholder: the reference solutions share almost none with cnnmath).
+    With ``root``, the .py files under that directory take the place of cnnmath (the book test uses
+    it to ask whether a reference solution is a copy of code printed on the website).
     """
     for shingler, library in ((_shingles, library_shingles), (_normalized_shingles, library_normalized_shingles)):
-        lib = library()
+        lib = library(root)
         mine = shingler(code) - shingler(stub)
         if mine and lib:
             shared = len(mine & lib)
