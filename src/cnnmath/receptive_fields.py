@@ -2,7 +2,9 @@
 
 For layers ``l = 1..L`` with kernel ``k_l``, stride ``s_l`` and dilation ``d_l`` (counted
 from 1 as in PyTorch), let the *jump* ``j_l = prod_{i<l} s_i`` be the distance, in input
-samples, between neighbouring inputs of layer ``l`` (``j_1 = 1``). Then
+samples, between neighbouring inputs of layer ``l`` (``j_1 = 1``; the outputs of layer ``l`` are
+``j_{l+1} = j_l s_l`` apart). The book's chapter 9 and the ``receptive_field`` exercise use this
+definition. Then
 
     r_0 = 1,     r_l = r_{l-1} + d_l (k_l - 1) j_l,     RF = r_L = 1 + sum_l d_l (k_l - 1) prod_{i<l} s_i
 
