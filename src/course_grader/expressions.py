@@ -141,11 +141,11 @@ def expression_from_tree(tree):
                                   f"arguments, got {len(rest)}")
         args = [build(child, depth + 1) for child in rest]
         if name == "ExprCondPair":
-            return sympy.ExprCondPair(*args)
-        if name == "Piecewise":
-            if not all(isinstance(a, sympy.ExprCondPair) for a in args):
-                raise ExpressionError("Piecewise needs (expression, condition) pairs")
-            return sympy.Piecewise(*[(a.expr, a.cond) for a in args], evaluate=False)
+            return tuple(args)  # only a Piecewise takes it
+        if name == "Piecewise" and not all(isinstance(a, tuple) for a in args):
+            raise ExpressionError("Piecewise needs (expression, condition) pairs")
+        if name != "Piecewise" and any(isinstance(a, tuple) for a in args):
+            raise ExpressionError(f"{name} cannot take an (expression, condition) pair")
         try:
             return getattr(sympy, attr)(*args, evaluate=False)
         except Exception as exc:  # e.g. a relational between booleans
