@@ -131,6 +131,13 @@ WRONG = {
          "y = full[:, :, :h_out, :w_out]", "test_conv_transpose2d_padding"),
         ("kernel-not-flipped-in-conv-form", "conv_transpose2d_via_conv", "wf = w[:, :, ::-1, ::-1]", "wf = w[:, :, :, :]",
          "test_conv_transpose2d_via_conv"),
+        ("decoder-input-grad-kernel-flipped", "conv_transpose2d_backward", 'patch, w[:, :, i, j])',
+         'patch, w[:, :, kh - 1 - i, kw - 1 - j])', "test_conv_transpose2d_backward"),
+        ("decoder-gradient-padding-at-one-end", "conv_transpose2d_backward", "(p, p), (p, p)))",
+         "(0, 2 * p), (0, 2 * p)))", "test_conv_transpose2d_backward"),
+        ("decoder-weight-grad-stride-ignored", "conv_transpose2d_backward",
+         "patch = gp[:, :, i:i + s * (h - 1) + 1:s, j:j + s * (wd - 1) + 1:s]", "patch = gp[:, :, i:i + h, j:j + wd]",
+         "test_conv_transpose2d_backward"),
     ],
     "receptive_field": [
         ("dilation-ignored", "receptive_field_table", "r = r + d * (k - 1) * jump", "r = r + (k - 1) * jump",
