@@ -224,6 +224,10 @@ WRONG = {
          "(x + dtype(eps) * np.sign(np.asarray(grad, dtype=dtype)))", "test_fgsm_step"),
         ("shift-wraps-around", "shift", "    return y\n", "    return np.roll(x, m).astype(float_dtype(x))\n",
          "test_shift_equivariance_boundary"),
+        ("dense-bias-forgotten", "dense_params", "return (d_in + 1) * d_out", "return d_in * d_out",
+         "test_fully_connected_counts"),
+        ("connections-without-channels", "connections_per_output", "return k * k * c_in", "return k * k",
+         "test_fully_connected_counts"),
         ("riemann-sum-without-dx", "riemann_convolution", "return (out * dx).astype(f.dtype)",
          "return out.astype(f.dtype)", "test_riemann_convolution"),
     ],
@@ -473,6 +477,33 @@ def test_hidden_tests_catch_hard_coded_answers(tmp_path, name):
     visible, full = _failing_tests(paths, tmp_path)
     assert visible == {}, f"the hard-coded answer should pass the visible tests: {visible}"
     assert part in full, f"the hidden tests of {part} did not catch the hard-coded answer"
+
+
+def test_seed_map_column_is_generated_from_the_graded_parts():
+    """book/seed-map.md's graded-notebook column is exactly what the test cells' "Seed map:" tags claim."""
+    proc = _run([sys.executable, str(SOURCES / "seed_map.py"), "--check"], ROOT)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_seed_map_generator_claims_only_tagged_parts():
+    """Untagging a part removes its claim; a tag naming no row is an error, not a silent skip."""
+    spec = importlib.util.spec_from_file_location("seed_map", SOURCES / "seed_map.py")
+    seed_map = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(seed_map)
+    text = (ROOT / "book" / "seed-map.md").read_text(encoding="utf-8")
+    nbs = {a: json.loads((ROOT / "solutions" / a / f"{a}.ipynb").read_text(encoding="utf-8")) for a in ASSIGNMENTS}
+    parts = seed_map.graded_parts(nbs)
+    assert seed_map.generate(text, parts) == text
+    row = next(line for line in text.splitlines() if "total 2,842" in line)
+    assert "`receptive_field`: `test_totals_and_vgg`" in row
+    fewer = [(a, g, items if g != "test_totals_and_vgg" else []) for a, g, items in parts]
+    new_row = next(line for line in seed_map.generate(text, fewer).splitlines() if "total 2,842" in line)
+    assert "test_totals_and_vgg" not in new_row and new_row.endswith("| |")
+    with pytest.raises(seed_map.SeedMapError, match="matches no row"):
+        seed_map.generate(text, parts + [("conv2d", "test_x", [("003", "IV", "a claim nobody made")])])
+    # every graded part is tagged with at least one row
+    untagged = [f"{a}:{g}" for a, g, items in parts if not items]
+    assert len(untagged) <= 2, f"graded parts that claim no seed-map row: {untagged}"
 
 
 def test_book_page_offers_every_release_with_its_points():
