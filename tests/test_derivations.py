@@ -218,6 +218,8 @@ def test_the_grader_scores_expressions_from_the_sandbox(tmp_path):
 
     source, release = json.loads(SOLUTION.read_text()), json.loads(RELEASE.read_text())
     answers = {name: _answer(name, body) for name, body in REWRITINGS[0].items()}
+    # the canonical formula is a derivation, not a copy of cnnmath.symbolic (which holds the same formula)
+    answers["output_size_formula"] = _answer("output_size_formula", "sp.floor((n + 2 * p - d * (k - 1) - 1) / s) + 1")
     answers["transposed_output_size_formula"] = _answer("transposed_output_size_formula", "16.0")
     answers["receptive_field_stride1"] = _answer("receptive_field_stride1", "1 + L * (k - 1)")
     answers["receptive_field_strided"] = _answer("receptive_field_strided", "sp.Integral(s, (s, 0, L))")
