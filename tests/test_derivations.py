@@ -128,7 +128,8 @@ REWRITINGS = [
      "kernel_gradient_entry": "g_0_0 * x_0_1 + g_0_1 * x_0_2 + g_1_0 * x_1_1 + g_1_1 * x_1_2",
      "input_gradient_entry": "K_1_2 * g_0_0 + K_1_1 * g_0_1 + K_0_2 * g_1_0 + K_0_1 * g_1_1",
      "matching_channels_formula": "-sp.ceiling(-t * k ** 2 * C_in * C_out / (k ** 2 * C_in + t * C_out))",
-     "separable_cost_ratio_formula": "1 / C_out + 1 / k ** 2"},
+     "separable_cost_ratio_formula": "1 / C_out + 1 / k ** 2",
+     "box_convolution_formula": "sp.Max(0, 1 - sp.Abs(x - 1))"},
     {"output_size_formula": "-sp.ceiling(-(n + 2 * p - d * (k - 1) - 1) / s) + 1",
      "transposed_output_size_formula": "sp.expand((n - 1) * s + k - 2 * p + a)",
      "receptive_field_stride1": "sp.factor(1 + L * d * (k - 1))",
@@ -136,7 +137,8 @@ REWRITINGS = [
      "kernel_gradient_entry": "sum(sp.Symbol(f'g_{i}_{j}') * sp.Symbol(f'x_{i}_{j + 1}') for i in range(2) for j in range(2))",
      "input_gradient_entry": "sp.expand((g_0_0 * K_1_2 + g_1_1 * K_0_1) + (g_0_1 * K_1_1 + g_1_0 * K_0_2))",
      "matching_channels_formula": "sp.floor(t * C_in * C_out / (C_in + t * C_out / k ** 2))",
-     "separable_cost_ratio_formula": "(k ** 2 + C_out) / (C_out * k ** 2)"},
+     "separable_cost_ratio_formula": "(k ** 2 + C_out) / (C_out * k ** 2)",
+     "box_convolution_formula": "x * (sp.Heaviside(x) - sp.Heaviside(x - 1)) + (2 - x) * (sp.Heaviside(x - 1) - sp.Heaviside(x - 2))"},
 ]
 
 

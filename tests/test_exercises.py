@@ -256,6 +256,11 @@ WRONG = {
         ("float-coefficients", "separable_cost_ratio_formula",
          "return (C_in * k ** 2 + C_in * C_out) / (C_in * C_out * k ** 2)", "return 1.0 / C_out + 1.0 / k ** 2",
          "test_separable_cost_ratio_formula"),
+        ("box-not-convolved", "box_convolution_formula",
+         "return sp.Piecewise((0, x <= 0), (x, x <= 1), (2 - x, x <= 2), (0, True))",
+         "return sp.Piecewise((1, (x >= 0) & (x < 1)), (0, True))", "test_box_convolution_formula"),
+        ("triangle-twice-as-wide", "box_convolution_formula", "(2 - x, x <= 2)", "(2 - x / 2, x <= 4)",
+         "test_box_convolution_formula"),
     ],
     "im2col": [
         ('rows-in-kernel-then-channel-order', 'im2col', 'return cols.reshape(n, c * kh * kw, h_out * w_out)', 'return cols.transpose(0, 2, 3, 1, 4, 5).reshape(n, c * kh * kw, h_out * w_out)',
