@@ -226,6 +226,8 @@ def test_the_grader_scores_expressions_from_the_sandbox(tmp_path):
     answers["receptive_field_stride1"] = _answer("receptive_field_stride1", "1 + L * (k - 1)")
     answers["receptive_field_strided"] = _answer("receptive_field_strided", "sp.Integral(s, (s, 0, L))")
     answers["separable_cost_ratio_formula"] = "def separable_cost_ratio_formula():\n    while True:\n        pass\n"
+    answers["matching_channels_formula"] = _answer(
+        "matching_channels_formula", "sp.ceiling(t * k ** 2 * C_in * C_out / (k ** 2 * C_in + t * C_out))")
     nb = json.loads(json.dumps(release))
     for cell in nb["cells"]:
         gid = cell["metadata"].get("nbgrader", {}).get("grade_id")
@@ -241,12 +243,15 @@ def test_the_grader_scores_expressions_from_the_sandbox(tmp_path):
     full = {c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["nbgrader"]["points"] for c in source["cells"]
             if c["metadata"].get("nbgrader", {}).get("grade") and not c["metadata"]["nbgrader"].get("solution")}
     for gid in ("test_output_size_formula_stride1", "test_output_size_formula_stride", "test_output_size_formula_dilation",
-                "test_receptive_field_stride1_formula", "test_kernel_gradient_entry", "test_input_gradient_entry",
-                "test_matching_channels_formula"):
+                "test_receptive_field_stride1_formula", "test_kernel_gradient_entry", "test_input_gradient_entry"):
         assert points[gid] == full[gid], f"{gid}: {tests[gid]}"
     assert points["test_transposed_size_formula_stride1"] == 0 and "got float" in tests[
         "test_transposed_size_formula_stride1"]["message"]
     assert points["test_receptive_field_stride1_dilation"] == 0
+    from course_grader.misconceptions import SENTENCES
+    ceiling = tests["test_matching_channels_formula"]
+    assert ceiling["points"] == 0 and ceiling.get("misconception") == "ceiling_for_floor", ceiling
+    assert SENTENCES["ceiling_for_floor"] in ceiling["message"]
     assert points["test_receptive_field_strided_formula"] == 0 and "Integral" in tests[
         "test_receptive_field_strided_formula"]["message"]
     assert points["test_separable_cost_ratio_formula"] == 0 and "time limit" in tests[
