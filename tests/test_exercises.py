@@ -131,6 +131,13 @@ WRONG = {
          "y = full[:, :, :h_out, :w_out]", "test_conv_transpose2d_padding"),
         ("kernel-not-flipped-in-conv-form", "conv_transpose2d_via_conv", "wf = w[:, :, ::-1, ::-1]", "wf = w[:, :, :, :]",
          "test_conv_transpose2d_via_conv"),
+        ("decoder-input-grad-kernel-flipped", "conv_transpose2d_backward", 'patch, w[:, :, i, j])',
+         'patch, w[:, :, kh - 1 - i, kw - 1 - j])', "test_conv_transpose2d_backward"),
+        ("decoder-gradient-padding-at-one-end", "conv_transpose2d_backward", "(p, p), (p, p)))",
+         "(0, 2 * p), (0, 2 * p)))", "test_conv_transpose2d_backward"),
+        ("decoder-weight-grad-stride-ignored", "conv_transpose2d_backward",
+         "patch = gp[:, :, i:i + s * (h - 1) + 1:s, j:j + s * (wd - 1) + 1:s]", "patch = gp[:, :, i:i + h, j:j + wd]",
+         "test_conv_transpose2d_backward"),
     ],
     "receptive_field": [
         ("dilation-ignored", "receptive_field_table", "r = r + d * (k - 1) * jump", "r = r + (k - 1) * jump",
@@ -144,6 +151,12 @@ WRONG = {
          "test_network_summary_seed_table"),
         ("rf-off-by-one", "stack_vs_single", "rf = 1 + n_layers * (k - 1)", "rf = n_layers * (k - 1)",
          "test_totals_and_vgg"),
+        ("macs-on-input-size", "layer_costs", "macs = int(np.prod(out_shape)) * shape[0] * k * k",
+         "macs = int(np.prod(shape)) * out_shape[0] * k * k", "test_layer_costs_macs"),
+        ("activation-memory-without-the-input", "activation_memory", "return stored + sum", "return sum",
+         "test_activation_memory"),
+        ("batch-size-ignored", "layer_costs", "* batch_size * bytes_per_value))", "* bytes_per_value))",
+         "test_activation_memory"),
     ],
     "conv3d": [
         ('output-size-off-by-one', 'conv3d_output_shape', 'int((n + 2 * p[a] - k) // s[a] + 1)', 'int((n + 2 * p[a] - k + 1) // s[a])',
@@ -188,6 +201,66 @@ WRONG = {
          'test_parameter_counts'),
         ('local-params-kernel-not-squared', 'locally_connected_params', 'c_in * k * k + c_out', 'c_in * k + c_out',
          'test_parameter_counts'),
+    ],
+    "activations_losses": [
+        ("sigmoid-derivative-without-1-minus-s", "sigmoid_backward", "s * (1 - s)", "s", "test_sigmoid"),
+        ("softmax-not-stabilised", "softmax", "x.astype(dtype) - x.astype(dtype).max(axis=-1, keepdims=True)",
+         "x.astype(dtype)", "test_softmax"),
+        ("softmax-backward-diagonal-only", "softmax_backward", "(g - (g * y).sum(axis=-1, keepdims=True))",
+         "g * (1 - y)", "test_softmax"),
+        ("cross-entropy-gradient-sign-flipped", "cross_entropy_from_logits_backward",
+         "y * t.sum(axis=-1, keepdims=True) - t", "t - y * t.sum(axis=-1, keepdims=True)", "test_cross_entropy"),
+        ("cross-entropy-mean-over-rows", "cross_entropy_from_logits", "return float(-(t * log_y).sum())",
+         "return float(-(t * log_y).sum(axis=-1).mean())", "test_cross_entropy"),
+        ("depthwise-kernels-of-other-channels", "depthwise_separable_conv2d", "wd[:, 0, i, j][None, :, None, None]",
+         "wd[::-1, 0, i, j][None, :, None, None]", "test_depthwise_separable_conv2d"),
+        ("separable-params-of-the-standard-conv", "separable_params", "return c_in * k * k + c_in * c_out",
+         "return c_in * c_out * k * k", "test_separable_counts"),
+        # passes every visible test; only the hidden tests catch it
+        ("hard-coded-visible-answers", "separable_params", "return c_in * k * k + c_in * c_out",
+         "return {(32, 64, 3): 2336, (1, 1, 1): 2}.get((c_in, c_out, k), 0)", "test_separable_counts"),
+        ("fgsm-descends-the-loss", "fgsm_step", "x + dtype(eps)", "x - dtype(eps)", "test_fgsm_step"),
+        ("fgsm-not-clipped", "fgsm_step", "np.clip(x + dtype(eps) * np.sign(np.asarray(grad, dtype=dtype)), 0, 1)",
+         "(x + dtype(eps) * np.sign(np.asarray(grad, dtype=dtype)))", "test_fgsm_step"),
+        ("shift-wraps-around", "shift", "    return y\n", "    return np.roll(x, m).astype(float_dtype(x))\n",
+         "test_shift_equivariance_boundary"),
+        ("dense-bias-forgotten", "dense_params", "return (d_in + 1) * d_out", "return d_in * d_out",
+         "test_fully_connected_counts"),
+        ("connections-without-channels", "connections_per_output", "return k * k * c_in", "return k * k",
+         "test_fully_connected_counts"),
+        ("riemann-sum-without-dx", "riemann_convolution", "return (out * dx).astype(f.dtype)",
+         "return out.astype(f.dtype)", "test_riemann_convolution"),
+    ],
+    "derivations": [
+        ("missing-plus-one", "output_size_formula", ") / s) + 1", ") / s)", "test_output_size_formula_stride1"),
+        ("ceiling-instead-of-floor", "output_size_formula", "sp.floor(", "sp.ceiling(", "test_output_size_formula_stride"),
+        ("dilation-ignored", "output_size_formula", "d * (k - 1) - 1", "(k - 1) - 1", "test_output_size_formula_dilation"),
+        ("a-number-not-a-formula", "output_size_formula", "return sp.floor((n + 2 * p - d * (k - 1) - 1) / s) + 1",
+         "return 16", "test_output_size_formula_stride1"),
+        ("a-string-not-a-formula", "transposed_output_size_formula", "return (n - 1) * s - 2 * p + k + a",
+         'return "(n - 1) * s - 2 * p + k + a"', "test_transposed_size_formula_stride1"),
+        ("transposed-n-times-s", "transposed_output_size_formula", "(n - 1) * s", "n * s",
+         "test_transposed_size_formula_stride1"),
+        ("rf-dilation-ignored", "receptive_field_stride1", "1 + L * d * (k - 1)", "1 + L * (k - 1)",
+         "test_receptive_field_stride1_dilation"),
+        ("rf-last-stride-counted", "receptive_field_strided", "(k - 1) * (s ** L - 1)", "(k - 1) * s * (s ** L - 1)",
+         "test_receptive_field_strided_formula"),
+        ("kernel-gradient-rows-and-columns-swapped", "kernel_gradient_entry", "x_[i, j + 1]", "x_[i + 1, j]",
+         "test_kernel_gradient_entry"),
+        ("input-gradient-kernel-not-flipped", "input_gradient_entry",
+         "return sum(g_[1 - m, 2 - q] * K_[m, q] for m in range(3) for q in range(3) if 0 <= 1 - m < 2 and 0 <= 2 - q < 2)",
+         "return g_[0, 0] * K_[0, 1] + g_[0, 1] * K_[0, 2] + g_[1, 0] * K_[1, 1] + g_[1, 1] * K_[1, 2]",
+         "test_input_gradient_entry"),
+        ("matching-channels-rounded-up", "matching_channels_formula", "sp.floor(", "sp.ceiling(",
+         "test_matching_channels_formula"),
+        ("float-coefficients", "separable_cost_ratio_formula",
+         "return (C_in * k ** 2 + C_in * C_out) / (C_in * C_out * k ** 2)", "return 1.0 / C_out + 1.0 / k ** 2",
+         "test_separable_cost_ratio_formula"),
+        ("box-not-convolved", "box_convolution_formula",
+         "return sp.Piecewise((0, x <= 0), (x, x <= 1), (2 - x, x <= 2), (0, True))",
+         "return sp.Piecewise((1, (x >= 0) & (x < 1)), (0, True))", "test_box_convolution_formula"),
+        ("triangle-twice-as-wide", "box_convolution_formula", "(2 - x, x <= 2)", "(2 - x / 2, x <= 4)",
+         "test_box_convolution_formula"),
     ],
     "im2col": [
         ('rows-in-kernel-then-channel-order', 'im2col', 'return cols.reshape(n, c * kh * kw, h_out * w_out)', 'return cols.transpose(0, 2, 3, 1, 4, 5).reshape(n, c * kh * kw, h_out * w_out)',
@@ -409,6 +482,33 @@ def test_hidden_tests_catch_hard_coded_answers(tmp_path, name):
     visible, full = _failing_tests(paths, tmp_path)
     assert visible == {}, f"the hard-coded answer should pass the visible tests: {visible}"
     assert part in full, f"the hidden tests of {part} did not catch the hard-coded answer"
+
+
+def test_seed_map_column_is_generated_from_the_graded_parts():
+    """book/seed-map.md's graded-notebook column is exactly what the test cells' "Seed map:" tags claim."""
+    proc = _run([sys.executable, str(SOURCES / "seed_map.py"), "--check"], ROOT)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_seed_map_generator_claims_only_tagged_parts():
+    """Untagging a part removes its claim; a tag naming no row is an error, not a silent skip."""
+    spec = importlib.util.spec_from_file_location("seed_map", SOURCES / "seed_map.py")
+    seed_map = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(seed_map)
+    text = (ROOT / "book" / "seed-map.md").read_text(encoding="utf-8")
+    nbs = {a: json.loads((ROOT / "solutions" / a / f"{a}.ipynb").read_text(encoding="utf-8")) for a in ASSIGNMENTS}
+    parts = seed_map.graded_parts(nbs)
+    assert seed_map.generate(text, parts) == text
+    row = next(line for line in text.splitlines() if "total 2,842" in line)
+    assert "`receptive_field`: `test_totals_and_vgg`" in row
+    fewer = [(a, g, items if g != "test_totals_and_vgg" else []) for a, g, items in parts]
+    new_row = next(line for line in seed_map.generate(text, fewer).splitlines() if "total 2,842" in line)
+    assert "test_totals_and_vgg" not in new_row and new_row.endswith("| |")
+    with pytest.raises(seed_map.SeedMapError, match="matches no row"):
+        seed_map.generate(text, parts + [("conv2d", "test_x", [("003", "IV", "a claim nobody made")])])
+    # every graded part is tagged with at least one row
+    untagged = [f"{a}:{g}" for a, g, items in parts if not items]
+    assert len(untagged) <= 2, f"graded parts that claim no seed-map row: {untagged}"
 
 
 def test_book_page_offers_every_release_with_its_points():

@@ -206,3 +206,55 @@ def test_conv1d_mistakes_are_named():
     assert diagnose("cross_correlate1d", (signal, kernel), {}, np.convolve(signal, kernel, mode="valid")) \
         == "flipped_kernel"
     assert diagnose("cross_correlate1d", (signal, kernel), {}, np.correlate(signal, kernel, mode="valid")) is None
+
+
+# -- derived formulas and the activations notebook (course_grader.formula_misconceptions) ------------
+def test_formula_mistakes_are_named():
+    """A SymPy answer (as rebuilt from the wire) is matched to the wrong formula it equals."""
+    import sympy as sp
+    from course_grader import wire
+
+    n, k, s, p, d, a = sp.symbols("n k s p d a")
+
+    def via_wire(expr):  # the grader sees the expression as rebuilt on the trusted side
+        return wire.loads(wire.dumps(expr))
+
+    right = sp.floor((n + 2 * p - d * (k - 1) - 1) / s) + 1
+    assert diagnose("output_size_formula", (), {}, via_wire(right)) is None
+    assert diagnose("output_size_formula", (), {}, via_wire(sp.floor((n + 2 * p - d * k + d - 1 + s) / s))) is None
+    cases = {"ceiling_for_floor": sp.ceiling((n + 2 * p - d * k + d - 1) / s) + 1,
+             "output_size_off_by_one": sp.floor((n + 2 * p - d * (k - 1) - 1) / s),
+             "dilation_ignored": sp.floor((n - k + 2 * p) / s) + 1,
+             "padding_forgotten": sp.floor((n - d * (k - 1) - 1) / s) + 1}
+    for key, wrong in cases.items():
+        assert diagnose("output_size_formula", (), {}, via_wire(wrong)) == key, key
+    assert diagnose("transposed_output_size_formula", (), {}, via_wire(n * s - 2 * p + k + a)) == "transposed_n_times_s"
+    assert diagnose("transposed_output_size_formula", (), {}, via_wire((n - 1) * s + 2 * p + k + a)) == \
+        "transposed_padding_added"
+    g = {f"{i}{j}": sp.Symbol(f"g_{i}_{j}") for i in range(2) for j in range(2)}
+    K = {f"{i}{j}": sp.Symbol(f"K_{i}_{j}") for i in range(3) for j in range(3)}
+    unflipped = g["00"] * K["01"] + g["01"] * K["02"] + g["10"] * K["11"] + g["11"] * K["12"]
+    flipped = g["00"] * K["12"] + g["01"] * K["11"] + g["10"] * K["02"] + g["11"] * K["01"]
+    assert diagnose("input_gradient_entry", (), {}, via_wire(unflipped)) == "gradient_not_flipped"
+    assert diagnose("input_gradient_entry", (), {}, via_wire(flipped)) is None
+    # unrelated or untamed answers are not explained, and cost nothing
+    assert diagnose("output_size_formula", (), {}, via_wire(n + k)) is None
+    assert diagnose("output_size_formula", (), {}, 16.0) is None
+    hostile = sp.Pow(2, sp.Pow(2, sp.Integer(10) ** 50, evaluate=False), evaluate=False) * n
+    assert diagnose("output_size_formula", (), {}, via_wire(hostile)) is None
+
+
+def test_activation_mistakes_are_named():
+    x, dout = RNG.standard_normal((3, 4)), RNG.standard_normal((3, 4))
+    s = 1 / (1 + np.exp(-x))
+    assert diagnose("sigmoid_backward", (dout, x), {}, dout * s * (1 - s)) is None
+    assert diagnose("sigmoid_backward", (dout, x), {}, dout * s) == "sigmoid_derivative_incomplete"
+    assert diagnose("sigmoid_backward", (dout, x), {}, dout * x * (1 - x)) == "sigmoid_derivative_of_input"
+    z, t = RNG.standard_normal((2, 5)), np.eye(5)[[1, 3]]
+    y = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    assert diagnose("cross_entropy_from_logits_backward", (z, t), {}, y - t) is None
+    assert diagnose("cross_entropy_from_logits_backward", (z, t), {}, t - y) == "gradient_sign_flipped"
+    img, grad = RNG.random((4, 4)), RNG.standard_normal((4, 4))
+    assert diagnose("fgsm_step", (img, grad, 0.3), {}, np.clip(img + 0.3 * np.sign(grad), 0, 1)) is None
+    assert diagnose("fgsm_step", (img, grad, 0.3), {}, np.clip(img - 0.3 * np.sign(grad), 0, 1)) == "fgsm_wrong_direction"
+    assert diagnose("fgsm_step", (img, grad, 0.3), {}, img + 0.3 * np.sign(grad)) == "fgsm_not_clipped"

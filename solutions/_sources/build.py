@@ -10,7 +10,9 @@ sequence of cells, each introduced by a header line starting with ``#%%``::
     #%% scratch <id>            a free code cell for the student (not graded, not locked)
 
 In setup cells, ``{CHECK_HELPERS}`` is replaced by ``check_helpers.py`` (the assertion
-helpers every notebook's tests use: shape first, then dtype, then values).
+helpers every notebook's tests use: shape first, then dtype, then values), and
+``{CHECK_EXPRESSIONS}`` by ``check_expressions.py`` (the checker of derived SymPy formulas:
+exact comparison on an integer grid in a time-limited child process).
 
 ``<id>`` becomes both the cell id and nbgrader's ``grade_id`` (descriptive and unique
 per notebook). In markdown, ``{TOTAL_POINTS}`` and ``{POINTS_TABLE}`` are replaced by
@@ -51,6 +53,8 @@ ASSIGNMENTS = [
     "local_tiled",
     "im2col",
     "full_network",
+    "activations_losses",
+    "derivations",
 ]
 
 RULES = """## Rules (read before you start)
@@ -143,11 +147,12 @@ def build_notebook(cells: list[dict]) -> dict:
     total = sum(c["points"] for c in cells if c["kind"] == "test")
     table = points_table(cells)
     helpers = (SOURCES / "check_helpers.py").read_text(encoding="utf-8").strip()
+    expressions = (SOURCES / "check_expressions.py").read_text(encoding="utf-8").strip()
     out = []
     for c in cells:
         src = c["source"]
         if c["kind"] == "setup":
-            src = src.replace("{CHECK_HELPERS}", helpers)
+            src = src.replace("{CHECK_HELPERS}", helpers).replace("{CHECK_EXPRESSIONS}", expressions)
         if c["kind"] == "md":
             src = (src.replace("{TOTAL_POINTS}", f"{total:g}").replace("{POINTS_TABLE}", table)
                    .replace("{RULES}", RULES))

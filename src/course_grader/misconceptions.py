@@ -5,7 +5,9 @@ When a test fails, the grader looks at the calls that test made to the student's
 and recomputes each wrong result with ``cnnmath`` *variants* of the operation: the kernel
 flipped (true convolution instead of cross-correlation), the padding left out or doubled,
 the stride ignored in the backward pass, the weights read as ``(C_in, C_out, ...)``,
-channels-last data, an output size off by one. The first variant that reproduces the
+channels-last data, an output size off by one; and, for derived formulas and the activations
+notebook, a ceiling for a floor, dilation ignored, an unflipped gradient kernel, a sigmoid
+derivative at the wrong point (:mod:`course_grader.formula_misconceptions`). The first variant that reproduces the
 student's output names the misconception, in one sentence (:data:`SENTENCES`).
 
 Everything here runs in the trusted process, on plain data only: arrays, numbers, tuples.
@@ -18,6 +20,8 @@ import inspect
 import math
 
 import numpy as np
+
+from .formula_misconceptions import FORMULA_DIAGNOSERS, FORMULA_SENTENCES
 
 __all__ = ["SENTENCES", "diagnose", "diagnose_calls", "sentence"]
 
@@ -43,6 +47,7 @@ SENTENCES = {
     "channels_last": (
         "Your result matches channels-last data (N, H, W, C): the course's layout is channels-first "
         "(N, C, H, W), with the channel axis at position 1 and the spatial axes last."),
+    **FORMULA_SENTENCES,  # activations_losses and derivations (course_grader/formula_misconceptions.py)
 }
 
 MAX_CALLS = 64          # calls of one test that are looked at
@@ -306,6 +311,7 @@ DIAGNOSERS = {
     "conv2d_grad_input": _grad_input,
     "output_size": _output_size,
     "output_shape_2d": _output_shape_2d,
+    **FORMULA_DIAGNOSERS,
 }
 
 

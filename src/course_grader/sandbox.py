@@ -75,12 +75,14 @@ def _site_packages():
 
 @functools.lru_cache(maxsize=None)
 def _child_source():
-    """wire.py then _child.py (read once per process, not once per sandbox)."""
+    """expressions.py, wire.py then _child.py (read once per process, not once per sandbox)."""
+    with open(os.path.join(HERE, "expressions.py"), encoding="utf-8") as f:
+        expressions_src = f.read()
     with open(os.path.join(HERE, "wire.py"), encoding="utf-8") as f:
         wire_src = f.read()
     with open(os.path.join(HERE, "_child.py"), encoding="utf-8") as f:
         child_src = f.read()
-    return wire_src + "\n" + child_src
+    return expressions_src + "\n" + wire_src + "\n" + child_src
 
 
 _PRELUDE = r'''
