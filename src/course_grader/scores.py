@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import Boolean, Column, DateTime, Float, MetaData, String, Table, create_engine, select
+from sqlalchemy import Boolean, Column, DateTime, Float, MetaData, String, Table, create_engine, inspect, select
 
 _META = MetaData()
 _ASSIGNMENT = Table("assignment", _META, Column("id", String), Column("name", String), Column("duedate", DateTime))
@@ -91,6 +91,8 @@ def grade_score(auto_score, manual_score, extra_credit):
 def read_scores(db_url):
     """Read the whole gradebook at ``db_url`` into a :class:`Scores` (one connection, one snapshot).
 
+    Returns ``None`` for a database without nbgrader's tables (nothing released into it yet).
+
     Raises
     ------
     sqlalchemy.exc.SQLAlchemyError
@@ -99,6 +101,8 @@ def read_scores(db_url):
     engine = create_engine(db_url)
     try:
         with engine.connect() as con, con.begin():
+            if not inspect(con).has_table("assignment"):
+                return None
             assignments = con.execute(select(_ASSIGNMENT)).all()
             cells = con.execute(
                 select(_BASE_CELL.c.id, _BASE_CELL.c.name, _NOTEBOOK.c.name.label("notebook"),
