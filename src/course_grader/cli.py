@@ -142,7 +142,7 @@ def build_parser():
         return sp
 
     i = command("init", "create a private course directory from the public repository (nbgrader_config.py, "
-                "solutions/ as the source folder, .gitignore)")
+                "source/ copied from solutions/, mathjax/, .gitignore)")
     i.add_argument("directory", help="the course directory to create (outside the public repository)")
     i.add_argument("--source", metavar="REPO", default=None,
                    help="the public repository to copy from (default: the one course_grader is installed from)")
