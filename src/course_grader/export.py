@@ -113,10 +113,6 @@ def export(course, out_dir=None, per_part=False, formats=(), canvas_ids=None):
     out_dir = out_dir or os.path.join(course.root, "export")
     course.check_database()
     scores = read_scores(course.db_url)
-    if scores is None:
-        from .database import mask
-        raise CourseError(f"the gradebook {mask(course.db_url)} is empty: nothing was released into it "
-                          "(run `course-grader release ASSIGNMENT` first)")
     unknown = sorted(set(canvas_ids or {}) - {a.name for a in scores.assignments})
     if unknown:
         raise CourseError(f"--canvas-id names an assignment that is not in the gradebook: {', '.join(unknown)}")

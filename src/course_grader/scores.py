@@ -91,7 +91,7 @@ def grade_score(auto_score, manual_score, extra_credit):
 def read_scores(db_url):
     """Read the whole gradebook at ``db_url`` into a :class:`Scores` (one connection, one snapshot).
 
-    Returns ``None`` for a database without nbgrader's tables (nothing released into it yet).
+    A database without nbgrader's tables (nothing released into it yet) holds no scores.
 
     Raises
     ------
@@ -102,7 +102,7 @@ def read_scores(db_url):
     try:
         with engine.connect() as con, con.begin():
             if not inspect(con).has_table("assignment"):
-                return None
+                return Scores([], [])
             assignments = con.execute(select(_ASSIGNMENT)).all()
             cells = con.execute(
                 select(_BASE_CELL.c.id, _BASE_CELL.c.name, _NOTEBOOK.c.name.label("notebook"),
