@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: book test venv test-deps system-deps serve bench clean release
+.PHONY: book test venv test-deps system-deps serve bench clean release student
 
 $(VENV)/.stamp-base: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,17 @@ $(VENV)/.stamp-test: $(VENV)/.stamp-base requirements-test.txt
 	touch $@
 
 venv: $(VENV)/.stamp-base
+
+# A student's setup: the course's environment in .venv, with nbgrader's instructor panels hidden in
+# JupyterLab (formgrader, "Create Assignment", course list: lab plugins disabled and locked, their
+# server extensions disabled, in .venv only). Students keep the assignment list and "Validate".
+NBGRADER_INSTRUCTOR_PLUGINS := @jupyter/nbgrader:formgrader @jupyter/nbgrader:create-assignment @jupyter/nbgrader:course-list
+NBGRADER_INSTRUCTOR_SERVER := nbgrader.server_extensions.formgrader nbgrader.server_extensions.course_list
+student: $(VENV)/.stamp-base
+	$(PY) -m jupyterlab.labextensions disable --level=sys_prefix $(NBGRADER_INSTRUCTOR_PLUGINS)
+	$(PY) -m jupyterlab.labextensions lock --level=sys_prefix $(NBGRADER_INSTRUCTOR_PLUGINS)
+	$(PY) -m jupyter_server.extension.serverextension disable --sys-prefix $(NBGRADER_INSTRUCTOR_SERVER)
+	@echo "ready: $(VENV)/bin/jupyter lab exercises/conv2d/conv2d.ipynb   then   $(VENV)/bin/nbgrader validate exercises/conv2d/conv2d.ipynb"
 
 test-deps: $(VENV)/.stamp-test system-deps
 

@@ -17,11 +17,18 @@ def from_exchange(course, assignment):
 
 
 def from_folder(course, assignment, folder):
-    """Copy <folder>/<student>/<assignment>/ for every student; report what can't be placed."""
+    """Copy <folder>/<student>/<assignment>/ for every student.
+
+    Returns
+    -------
+    (placed, problems, notes)
+        Students collected; what could not be placed (not collected); remarks on collected
+        submissions (unexpected notebook names, which the grader matches to the assignment's).
+    """
     folder = os.path.abspath(folder)
     if not os.path.isdir(folder):
         raise CourseError(f"--from-folder: {folder} is not a directory")
-    placed, problems = [], []
+    placed, problems, notes = [], [], []
     expected = {nb + ".ipynb" for nb in course.notebooks(assignment)}
     for entry in sorted(os.listdir(folder)):
         path = os.path.join(folder, entry)
@@ -42,11 +49,11 @@ def from_folder(course, assignment, folder):
             continue
         odd = sorted(set(notebooks) - expected)
         if odd:
-            problems.append(f"{sub}: unexpected notebook name(s) {', '.join(odd)} (expected "
-                            f"{', '.join(sorted(expected))}); the grader will try to match them")
+            notes.append(f"{sub}: collected for {entry!r}, with unexpected notebook name(s) {', '.join(odd)} "
+                         f"(expected {', '.join(sorted(expected))}); the grader will try to match them")
         copy_submission(sub, course.dir("submitted", entry, assignment))
         placed.append(entry)
-    return placed, problems
+    return placed, problems, notes
 
 
 class CourseCollector(FileNameCollectorPlugin):

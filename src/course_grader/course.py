@@ -16,22 +16,40 @@ class CourseError(Exception):
 
 
 class Course:
+    """A course directory: ``root`` holds ``nbgrader_config.py``; ``db_url`` is the checked gradebook URL.
+
+    nbgrader itself (seconds to import) is loaded only when a path, an app or the ORM gradebook is
+    first needed (:attr:`coursedir`), so ``export`` starts fast.
+    """
+
     def __init__(self, root=".", db_url=None):
         self.root = os.path.abspath(root)
-        cfg = Config()
+        if not os.path.isdir(self.root):
+            raise CourseError(f"--course-dir: the course directory {self.root} does not exist "
+                              f"(create one with `course-grader init {root}`)")
         path = os.path.join(self.root, "nbgrader_config.py")
-        if os.path.exists(path):
-            cfg.merge(PyFileConfigLoader("nbgrader_config.py", path=self.root).load_config())
+        if not os.path.isfile(path):
+            raise CourseError(f"--course-dir: {self.root} is not a course directory: it has no nbgrader_config.py "
+                              f"(create one with `course-grader init DIR`, or pass --course-dir)")
+        cfg = Config()
+        cfg.merge(PyFileConfigLoader("nbgrader_config.py", path=self.root).load_config())
         cfg.CourseDirectory.root = self.root
-        from nbgrader.coursedir import CourseDirectory
         from .database import prepare_url
-        url = db_url or CourseDirectory(config=cfg).db_url
+        url = db_url or cfg.CourseDirectory.get("db_url") or default_db_url(self.root)
         # the checked URL, with the busy timeout (SQLite) or connect timeout (PostgreSQL) in it
         cfg.CourseDirectory.db_url = prepare_url(url)
         self.config = cfg
-        self.coursedir = CourseDirectory(config=cfg)
-        self.db_url = self.coursedir.db_url
+        self.db_url = cfg.CourseDirectory.db_url
+        self._coursedir = None
         self._connected = False
+
+    @property
+    def coursedir(self):
+        """nbgrader's CourseDirectory of this course (created, and nbgrader imported, on first use)."""
+        if self._coursedir is None:
+            from nbgrader.coursedir import CourseDirectory
+            self._coursedir = CourseDirectory(config=self.config)
+        return self._coursedir
 
     # -- paths ---------------------------------------------------------------------------
     def dir(self, kind, student=".", assignment=""):
@@ -94,7 +112,8 @@ class Course:
 
     def gradebook(self):
         """nbgrader's Gradebook on this course's database (safe with a second writer: see database.py)."""
-        from .database import SharedGradebook, error_from
+        from .database import error_from
+        from .gradebook import SharedGradebook
         self.check_database()
         try:
             return SharedGradebook(self.db_url, self.coursedir.course_id)
@@ -112,6 +131,11 @@ class Course:
 
     def timestamp_of(self, folder):
         return self.coursedir.get_existing_timestamp(folder)
+
+
+def default_db_url(root):
+    """nbgrader's default gradebook URL for a course at ``root`` (``CourseDirectory._db_url_default``)."""
+    return "sqlite:///{}".format(os.path.abspath(os.path.join(root, "gradebook.db")))
 
 
 def now_stamp():

@@ -9,6 +9,9 @@ every setting the grader needs travels *in the URL*:
 - PostgreSQL (``postgresql+psycopg://user:password@host:port/dbname``, psycopg 3): ``?connect_timeout=10``,
   so an unreachable host fails in seconds instead of hanging.
 
+nbgrader itself is imported only where it is used (it takes seconds to import): the shared
+Gradebook lives in :mod:`course_grader.gradebook`.
+
 Every problem (malformed URL, missing driver, unreachable server, bad credentials) is a
 :class:`DatabaseError`: one line naming the URL with its password masked.
 """
@@ -17,10 +20,8 @@ import logging
 import os
 import sqlite3
 
-from nbgrader.api import Gradebook, MissingEntry, Student
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
 
 from .course import CourseError
 
@@ -127,30 +128,6 @@ def error_from(exc, url):
     return DatabaseError(f"cannot use the gradebook database {mask(url)}: "
                          f"{_scrub(orig, url) or type(orig).__name__}")
 
-
-
-class SharedGradebook(Gradebook):
-    """nbgrader's Gradebook, safe when another process writes the same database at the same time.
-
-    nbgrader's ``update_or_create_student`` is find-then-insert: two ``grade`` commands on different
-    assignments both insert a new student and one fails on the unique key. Here the loser rolls back
-    and finds the row the winner wrote.
-    """
-
-    def update_or_create_student(self, student_id, **kwargs):
-        try:
-            student = self.find_student(student_id)
-        except MissingEntry:
-            self.db.add(Student(id=student_id, **kwargs))
-            try:
-                self.db.commit()
-            except IntegrityError:
-                self.db.rollback()  # another process created it first
-            student = self.find_student(student_id)
-        for k, v in kwargs.items():
-            setattr(student, k, v)
-        self.db.commit()
-        return student
 
 
 def save_autogrades(gb, nb, assignment, notebook, student):

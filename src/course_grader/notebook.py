@@ -86,7 +86,7 @@ def read_submission(path):
     try:
         nb = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BrokenNotebook(f"the notebook file is not valid JSON ({exc.msg} at line {exc.lineno}, "
+        raise BrokenNotebook(f"the notebook file is not valid JSON ({exc.msg}: line {exc.lineno}, "
                              f"column {exc.colno}); was it saved completely?") from None
     except RecursionError:
         raise BrokenNotebook("the notebook file is not a valid notebook (nested too deeply)") from None
