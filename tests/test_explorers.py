@@ -276,9 +276,9 @@ def test_transposed_convolution_explorer(open_explorer):
     """ch08: size, output, zero-insertion view and sources equal cnnmath's for 60 random settings."""
     ex = open_explorer("transpose")
     rng = random.Random(8)
-    valid = invalid = scatter = 0
+    valid = invalid = scatter = scatter_2d = 0
     for i in range(N_SETTINGS):
-        dims, view = rng.choice([1, 1, 2]), rng.choice(["conv", "scatter"])
+        dims, view = rng.choice([1, 1, 2]), ("conv", "scatter")[i % 2]
         n, k, s, p = rng.randint(1, 5), rng.randint(1, 4), rng.randint(1, 3), rng.randint(0, 3)
         op, d, cell, seed = rng.choice([0, 0, 1, 2]), rng.choice([1, 1, 2]), rng.randint(0, 12), rng.randint(0, 99)
         ex.set(dims=dims, view=view, n=n, k=k, s=s, p=p, op=op, d=d, cell=cell, seed=seed)
@@ -318,8 +318,9 @@ def test_transposed_convolution_explorer(open_explorer):
         else:
             check_scatter(st, x, w, y, s, p, op, d, what)
             scatter += 1
+            scatter_2d += dims == 2
     check_cases(valid, invalid, "transpose")
-    assert scatter >= 15, f"only {scatter} valid settings in the scatter view"
+    assert scatter >= 15 and scatter_2d >= 4, f"only {scatter} valid settings in the scatter view ({scatter_2d} in 2D)"
     check_keyboard(ex, "n", "2")
     check_page_health(ex)
 
