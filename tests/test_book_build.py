@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.book_build import ROOT, book_build, chapter_sources, log_tail, toc_files  # noqa: F401
+from tests.book_build import ROOT, book_build, chapter_sources, is_notebook, log_tail, toc_files  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -127,3 +127,15 @@ def test_every_exercise_notebook_is_downloadable(book_build):
     missing = [str(p.relative_to(ROOT)) for p in released
                if hashlib.sha256(p.read_bytes()).hexdigest() not in downloads]
     assert not missing, f"student notebooks not offered (or stale) on the exercises page: {missing}"
+
+
+def test_kernels_run_encrypted_without_tcp_warnings(book_build):
+    """Every chapter is executed by a kernel over CurveZMQ (book/_ext/kernel_encryption.py): the build log has
+    one "Executed notebook" line per notebook page and not one "running over TCP without encryption" warning."""
+    notebooks = [f for f, src in chapter_sources().items() if src.exists() and is_notebook(src)]
+    executed = re.findall(r"Executed notebook in [0-9.]+ seconds", book_build.log)
+    assert len(notebooks) >= 16 and len(executed) == len(notebooks), (
+        f"{len(executed)} notebooks executed for {len(notebooks)} notebook pages")
+    warnings = [line for line in book_build.log.splitlines() if "without encryption" in line or
+                "Kernel is running over TCP" in line]
+    assert not warnings, f"{len(warnings)} kernel transport warnings in the build log, e.g. {warnings[0]}"

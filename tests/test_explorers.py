@@ -38,6 +38,10 @@ STATE_JS = """(sel) => {
   r.querySelectorAll('[data-name=formula]').forEach(e => { o.outs.formula = e.textContent; });
   const err = r.querySelector('[data-name=error]');
   o.error = err ? err.textContent : null;
+  o.parts = Array.from(r.querySelectorAll('svg[data-name^="part-"]')).map(e => ({
+      name: e.dataset.name, offset: e.dataset.offset.split(',').map(Number),
+      step: e.dataset.step.split(',').map(Number), values: JSON.parse(e.dataset.values),
+      cells: e.querySelectorAll('rect.cnnx-cell').length}));
   const rf = r.querySelector('table[data-name=rf]');
   if (rf) o.rf = Array.from(rf.querySelectorAll('tbody tr')).map(tr =>
       Object.fromEntries(Array.from(tr.querySelectorAll('td')).map(td => [td.dataset.col, td.textContent.trim()])));
@@ -241,13 +245,40 @@ def test_receptive_field_explorer(open_explorer):
     check_page_health(ex)
 
 
+def check_scatter(st, x, w, y, s, p, op, d, what):
+    """The scatter view: one picture per input sample i holding x[i] * w placed at i s - p (taps d apart,
+    cropped to the output); each equals cnnmath.conv_transpose of x[i] alone, and their sum is y."""
+    parts = sorted(st["parts"], key=lambda part: int(part["name"].split("-")[1]))
+    assert [int(part["name"].split("-")[1]) for part in parts] == list(range(x.size)), f"{what}: one picture per input"
+    total = np.zeros_like(y)
+    for fi, part in enumerate(parts):
+        index = np.unravel_index(fi, x.shape)
+        np.testing.assert_array_equal(np.array(part["values"]).reshape(w.shape), x[index] * w,
+                                      err_msg=f"{what}: values of input {index}'s copy")
+        placed = np.zeros_like(y)
+        for j in np.ndindex(w.shape):
+            at = tuple(o + jj * st_ for o, jj, st_ in zip(part["offset"], j, part["step"]))
+            if all(0 <= a < m for a, m in zip(at, y.shape)):
+                placed[at] += part["values"][int(np.ravel_multi_index(j, w.shape))]
+        alone = np.zeros_like(x)
+        alone[index] = x[index]
+        ref = cnnmath.conv_transpose(alone[None, None], w[None, None], stride=s, padding=p,
+                                     output_padding=op, dilation=d)[0, 0]
+        np.testing.assert_array_equal(placed, ref, err_msg=f"{what}: input {index}'s copy as placed")
+        inside = sum(all(0 <= o + jj * st_ < m for o, jj, st_, m in zip(part["offset"], j, part["step"], y.shape))
+                     for j in np.ndindex(w.shape))
+        assert part["cells"] == inside, f"{what}: input {index}'s picture draws {part['cells']} cells, {inside} land"
+        total += placed
+    np.testing.assert_array_equal(total, y, err_msg=f"{what}: the copies do not add up to the output")
+
+
 def test_transposed_convolution_explorer(open_explorer):
     """ch08: size, output, zero-insertion view and sources equal cnnmath's for 60 random settings."""
     ex = open_explorer("transpose")
     rng = random.Random(8)
-    valid = invalid = 0
+    valid = invalid = scatter = scatter_2d = 0
     for i in range(N_SETTINGS):
-        dims, view = rng.choice([1, 1, 2]), rng.choice(["conv", "scatter"])
+        dims, view = rng.choice([1, 1, 2]), ("conv", "scatter")[i % 2]
         n, k, s, p = rng.randint(1, 5), rng.randint(1, 4), rng.randint(1, 3), rng.randint(0, 3)
         op, d, cell, seed = rng.choice([0, 0, 1, 2]), rng.choice([1, 1, 2]), rng.randint(0, 12), rng.randint(0, 99)
         ex.set(dims=dims, view=view, n=n, k=k, s=s, p=p, op=op, d=d, cell=cell, seed=seed)
@@ -283,7 +314,13 @@ def test_transposed_convolution_explorer(open_explorer):
             expect_z = big[(slice(max(-q, 0), max(-q, 0) + z.shape[0]),) * dims]
             np.testing.assert_array_equal(z, expect_z, err_msg=f"{what}: zero-inserted input")
             np.testing.assert_array_equal(cnnmath.conv(z[None, None], wf[None, None], dilation=d)[0, 0], y, err_msg=what)
+            assert not st["parts"], f"{what}: scatter pictures in the convolution view"
+        else:
+            check_scatter(st, x, w, y, s, p, op, d, what)
+            scatter += 1
+            scatter_2d += dims == 2
     check_cases(valid, invalid, "transpose")
+    assert scatter >= 15 and scatter_2d >= 4, f"only {scatter} valid settings in the scatter view ({scatter_2d} in 2D)"
     check_keyboard(ex, "n", "2")
     check_page_health(ex)
 
@@ -292,11 +329,11 @@ def test_volume_explorer(open_explorer):
     """ch04: output volume, parameters and multiply-adds equal cnnmath.accounting's for 60 random settings."""
     ex = open_explorer("volume")
     rng = random.Random(4)
-    valid = invalid = 0
+    valid = invalid = examples = 0
     for i in range(N_SETTINGS):
         cin, cout, groups = rng.randint(1, 8), rng.randint(1, 8), rng.choice([1, 1, 2, 3, 4])
         n, k, s, p, bias = rng.randint(1, 12), rng.randint(1, 5), rng.randint(1, 3), rng.randint(0, 2), rng.choice([0, 1])
-        ex.set(cin=cin, cout=cout, groups=groups, n=n, k=k, s=s, p=p, bias=bias)
+        ex.set(cin=cin, cout=cout, groups=groups, n=n, k=k, s=s, p=p, bias=bias, seed=rng.randint(0, 99))
         st = ex.state()
         what = f"setting {i}: C_in={cin} C_out={cout} groups={groups} n={n} k={k} s={s} p={p} bias={bias}"
         try:
@@ -311,7 +348,17 @@ def test_volume_explorer(open_explorer):
         assert st["outs"]["params"] == accounting.conv_params(cin, cout, k, groups, bool(bias)), what
         assert st["outs"]["out-shape"] == list(accounting.conv_output_shape((cin, n, n), cout, k, s, p)), what
         assert st["outs"]["filter-shape"] == [cin // groups, k, k], what
+        # the computed example: the output volume shown equals cnnmath.conv on the values shown
+        x = np.stack([grid(st, f"x-{c}") for c in range(cin)])
+        w, b = np.array(st["outs"]["w"], dtype=float), np.array(st["outs"]["b"], dtype=float)
+        assert x.shape == (cin, n, n) and w.shape == (cout, cin // groups, k, k) and b.shape == (cout,), what
+        assert bias or not b.any(), f"{what}: biases shown without bias"
+        y = np.stack([grid(st, f"y-{c}") for c in range(cout)])
+        ref = cnnmath.conv(x[None], w, b, stride=s, padding=p, groups=groups)[0]
+        np.testing.assert_array_equal(y, ref, err_msg=f"{what}: computed example")
+        examples += 1
     check_cases(valid, invalid, "volume")
+    assert examples == valid
     check_keyboard(ex, "cin", "2")
     check_page_health(ex)
 

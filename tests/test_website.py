@@ -224,3 +224,142 @@ def test_internal_links_and_downloads_resolve(book_build, site):
     exercises_html = (book_build.html / "book" / "exercises.html").read_text(encoding="utf8")
     assert "_downloads/" in exercises_html, "the exercises page links no download"
     assert any("/_downloads/" in u for u in targets), "no link to a download was collected"
+
+
+# ------------------------------------------------------------------------------------------------
+# Issue 13: figures with alt text, one search field, search results and snippets, code lines
+
+# The figures generated at build time (tests/test_book_build.py checks none of them failed): page ->
+# figure names (MyST-NB `mystnb.figure.name`, the <figure id>) that must be there, with an image loaded.
+BUILT_FIGURES = {
+    "book/04-conv2d-multichannel.html": ["conv2d-fig-windows", "conv2d-fig-filters", "conv2d-fig-volume"],
+    "book/05-stride-padding-dilation.html": ["stride-fig-padding-2d", "stride-fig-dilation-2d"],
+    "book/08-transposed-convolution.html": ["tconv-fig-zero-insertion", "tconv-fig-encoder-decoder"],
+    "book/13-counting.html": ["counting-fig-seed003-network", "counting-fig-seed003-block"],
+}
+# Pages on which every figure image (not the frames of an animation) must carry a written alt text.
+ALT_TEXT_PAGES = ["book/04-conv2d-multichannel.html", "book/05-stride-padding-dilation.html",
+                  "book/08-transposed-convolution.html"]
+
+FIGURES_JS = """() => ({
+    figures: Object.fromEntries(Array.from(document.querySelectorAll('article figure[id]')).map(f => {
+        const img = f.querySelector('img');
+        return [f.id, {alt: img ? img.getAttribute('alt') || '' : null,
+                       loaded: !!img && img.complete && img.naturalWidth > 0,
+                       width: img ? img.naturalWidth : 0,
+                       caption: (f.querySelector('figcaption') || {textContent: ''}).textContent.trim()}];
+    })),
+    images: Array.from(document.querySelectorAll('article .cell_output img'))
+        .filter(i => !(i.id || '').startsWith('_anim_img'))
+        .map(i => ({alt: i.getAttribute('alt') || '', src: i.getAttribute('src') || ''})),
+})"""
+
+
+def _written_alt(alt: str, src: str) -> bool:
+    """An alt text a person wrote: a sentence, not empty and not the image's file name (Sphinx's fallback)."""
+    alt = (alt or "").strip()
+    return len(alt) >= 40 and " " in alt and not alt.endswith((".png", ".svg", ".jpg")) and alt not in src
+
+
+def test_built_figures_have_alt_text_and_load(site, browser):
+    """The figures drawn by code at build time are on their pages, loaded, captioned and described by alt text."""
+    problems = []
+    for rel in sorted(set(BUILT_FIGURES) | set(ALT_TEXT_PAGES)):
+        probe = PageProbe(browser, site)
+        state = probe.open(rel).evaluate(FIGURES_JS)
+        for name in BUILT_FIGURES.get(rel, []):
+            fig = state["figures"].get(name)
+            if fig is None:
+                problems.append(f"{rel}: figure {name!r} missing (figures: {sorted(state['figures'])})")
+            elif not (fig["loaded"] and fig["width"] > 200):
+                problems.append(f"{rel}: figure {name!r} image not loaded ({fig})")
+            elif not _written_alt(fig["alt"], "") or len(fig["caption"]) < 40:
+                problems.append(f"{rel}: figure {name!r} needs an alt text and a caption ({fig})")
+        if rel in ALT_TEXT_PAGES:
+            bare = [i["src"] for i in state["images"] if not _written_alt(i["alt"], i["src"])]
+            if bare or not state["images"]:
+                problems.append(f"{rel}: {len(bare)} of {len(state['images'])} figure images have no written alt text: {bare}")
+        if probe.failed or probe.console_errors:
+            problems.append(f"{rel}: {probe.failed[:3]} {probe.console_errors[:3]}")
+        probe.close()
+    assert not problems, "\n".join(problems)
+
+
+def test_one_search_field_and_none_in_the_header_bar(site, browser):
+    """Each chapter shows one search field (the sidebar's); the top header bar has none."""
+    probe = PageProbe(browser, site)
+    for rel in ["book/05-stride-padding-dilation.html", "book/09-receptive-field.html", "book/intro.html"]:
+        state = probe.open(rel).evaluate("""() => {
+            const shown = e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0 &&
+                                 getComputedStyle(e).visibility !== 'hidden'; };
+            const fields = Array.from(document.querySelectorAll('.search-button-field, form.bd-search input')).filter(shown);
+            return {visible: fields.length,
+                    inHeader: fields.filter(e => e.closest('header, .bd-header')).length,
+                    inSidebar: fields.filter(e => e.closest('.bd-sidebar-primary')).length,
+                    header: Array.from(document.querySelectorAll('header.bd-header')).filter(shown).length};
+        }""")
+        assert state["visible"] == 1 and state["inSidebar"] == 1, f"{rel}: search fields shown: {state}"
+        assert state["inHeader"] == 0, f"{rel}: a search field in the top header bar: {state}"
+    # the one field still opens the search and finds things
+    page = probe.page
+    page.locator(".bd-sidebar-primary .search-button-field").first.click()
+    field = page.locator(".search-button__search-container input[name=q], form.bd-search input[name=q]").locator("visible=true").first
+    field.fill("dilation")
+    field.press("Enter")
+    page.wait_for_selector("#search-results ul.search li", timeout=30_000)
+    assert not probe.console_errors and not probe.failed, (probe.console_errors, probe.failed)
+    probe.close()
+
+
+SEARCH_RESULTS_JS = """() => Array.from(document.querySelectorAll('#search-results ul.search li')).map(li => ({
+    href: li.querySelector('a').href, title: li.querySelector('a').textContent,
+    snippet: (li.querySelector('p.context') || {textContent: ''}).textContent}))"""
+
+
+@pytest.mark.parametrize("query, words", [("receptive field", ("receptive", "field")),
+                                          ("transposed convolution", ("transpos", "convolution")),
+                                          ("pooling", ("pool",))])
+def test_search_lists_each_page_once_with_a_text_snippet(site, browser, query, words):
+    """Every page appears once in the results; each snippet is text of the page around the query, not the
+    download menu (".pdf") and not an empty run of dots."""
+    probe = PageProbe(browser, site)
+    page = probe.open("search.html?q=" + query.replace(" ", "+"))
+    page.wait_for_function("() => /Search finished|found/i.test((document.querySelector('#search-results') || {}).textContent || '')",
+                           timeout=60_000)
+    page.wait_for_function("""() => Array.from(document.querySelectorAll('#search-results ul.search li'))
+                              .every(li => li.querySelector('p.context'))""", timeout=30_000)
+    results = page.evaluate(SEARCH_RESULTS_JS)
+    assert len(results) >= 3, f"too few results for {query!r}: {results}"
+    pages = [urldefrag(r["href"]).url for r in results]
+    repeated = sorted({p for p in pages if pages.count(p) > 1})
+    assert not repeated, f"{query!r}: pages listed more than once: {repeated}\n" + "\n".join(r["title"] for r in results)
+    for r in results:
+        snippet = r["snippet"].strip()
+        assert snippet and not snippet.startswith("...."), f"{query!r}: snippet of {r['title']!r} is {snippet[:60]!r}"
+        assert ".pdf" not in snippet and ".ipynb" not in snippet[:40], f"{query!r}: download menu in the snippet of {r['title']!r}"
+        assert len(snippet.strip(". ")) >= 40, f"{query!r}: snippet of {r['title']!r} too short: {snippet!r}"
+        assert any(w in snippet.lower() for w in words), f"{query!r}: snippet of {r['title']!r} lacks the query: {snippet[:120]!r}"
+    assert not probe.console_errors and not probe.failed, (probe.console_errors, probe.failed)
+    probe.close()
+
+
+@pytest.mark.parametrize("width", [1280, 800])
+def test_code_cells_are_not_clipped(book_build, site, browser, width):
+    """No code cell or text output is wider than its box: long lines wrap (checked on every page)."""
+    probe = PageProbe(browser, site)
+    probe.page.set_viewport_size({"width": width, "height": 900})
+    clipped, checked = {}, 0
+    for rel in _html_pages(book_build.html):
+        state = probe.open(rel).evaluate("""() => {
+            const pres = Array.from(document.querySelectorAll('article div.highlight pre, article .cell_output pre'))
+                .filter(e => e.getBoundingClientRect().width > 0);
+            return {count: pres.length,
+                    wide: pres.filter(e => e.scrollWidth > e.clientWidth + 1).map(e =>
+                        `${e.scrollWidth}px > ${e.clientWidth}px: ` + e.textContent.split('\\n').reduce((a, l) => l.length > a.length ? l : a, '').slice(0, 70))};
+        }""")
+        checked += state["count"]
+        if state["wide"]:
+            clipped[rel] = state["wide"][:3]
+    probe.close()
+    assert checked > 200, f"only {checked} code blocks found"
+    assert not clipped, f"code wider than its cell at {width}px:\n" + "\n".join(f"{k}: {v}" for k, v in clipped.items())

@@ -248,6 +248,25 @@
   function convParams(cin, cout, k, groups, bias) { return cout * (cin / groups) * prod(k) + (bias ? cout : 0); }
   function convMacs(outSpatial, cout, cin, k, groups) { return prod(outSpatial) * cout * (cin / groups) * prod(k); }
 
+  /* conv with channels and groups (one image, no batch), as cnnmath.conv: x flat (C_in, *sizes),
+   * w flat (C_out, C_in / groups, *k), b (C_out); output channel l of group q = floor(l / (C_out / groups))
+   * is b[l] + sum over the group's input channels c of conv(x[c], w[l, c - q C_in / groups]). */
+  function convChannels(x, w, b, cin, cout, groups, g) {
+    checkGroups(groups, cin, cout);
+    const cg = cin / groups, per = cout / groups, nIn = prod(g.sizes), nK = prod(g.k), nOut = prod(g.out);
+    const y = new Array(cout * nOut).fill(0);
+    for (let l = 0; l < cout; l++) {
+      const q = Math.floor(l / per);
+      for (let f = 0; f < nOut; f++) y[l * nOut + f] = b[l];
+      for (let cc = 0; cc < cg; cc++) {
+        const c = q * cg + cc;
+        const part = conv(x.slice(c * nIn, (c + 1) * nIn), w.slice((l * cg + cc) * nK, (l * cg + cc + 1) * nK), g);
+        for (let f = 0; f < nOut; f++) y[l * nOut + f] += part[f];
+      }
+    }
+    return y;
+  }
+
   /* Small reproducible integer data: a linear congruential generator from a seed, values in [lo, hi] */
   function integers(seed, count, lo, hi) {
     let st = (Math.abs(Math.floor(seed)) * 2654435761 + 12345) >>> 0;
@@ -262,5 +281,5 @@
   window.CnnCore = { isInt, pyRepr, prod, intTuple, resolvePadding, paddedOutputSize, outputSize,
     transposedOutputSize, ndindex, flat, inside, windowOf, tapPosition, conv, convBackward, convTranspose,
     zeroInserted, poolGeometry, poolArgmax, maxPool, maxPoolBackward, receptiveFieldTable, checkGroups,
-    convParams, convMacs, integers };
+    convParams, convMacs, convChannels, integers };
 })();

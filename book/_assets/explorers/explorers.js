@@ -160,12 +160,47 @@
       const orow = dims === 1 ? 1 : g.out[0], ocol = g.out[dims - 1];
       gridSvg(pics, "output", orow, ocol, (r, cc) => (r * ocol + cc === cell ? "sel" : ""), (r, cc) => fmt(y[r * ocol + cc]));
       const tabs = el(ex.view, "div", { class: "cnnx-row" });
-      gridTable(tabs, "x", "input x", x, g.sizes, fi => hit.has(C.ndindex(g.sizes)[fi].join(",")) ? "hit" : "");
+      const inIdx = C.ndindex(g.sizes);   // once: looking it up per cell made a 16 x 16 grid quadratic
+      gridTable(tabs, "x", "input x", x, g.sizes, fi => hit.has(inIdx[fi].join(",")) ? "hit" : "");
       gridTable(tabs, "w", "kernel w", w, g.k);
       gridTable(tabs, "y", "output y = conv(x, w)", y, g.out, fi => fi === cell ? "sel" : "");
     });
     ex.update();
     return ex;
+  }
+
+  /* The scatter view of conv_transpose: input sample i adds x[i]·w to the output, tap j landing on
+   * i·s + j·d − p_before (outside the output: cropped). One small picture per input sample, each an
+   * <svg data-name="part-FLAT" data-offset="r,c" data-step="d" data-values="[x[i]·w, row-major]">
+   * drawn over the output's frame; their sum is the output table y below. */
+  function scatterView(view, x, w, y, g, cell, dims) {
+    const s = g.s, p = g.pads.map(pr => pr[0]);
+    el(view, "p", { class: "cnnx-note" }, `Scatter: input sample i adds x[i]·w to the output, its tap j landing on i·s + j·d − p` +
+      ` (s = ${s[0]}, d = ${g.d[0]}, p = ${p[0]}); taps outside the output are cropped. The output is the sum of all ${x.length} copies.`);
+    const orows = dims === 1 ? 1 : g.out[0], ocols = g.out[dims - 1];
+    const taps = C.ndindex(g.k), size = Math.max(8, Math.min(16, Math.floor(220 / Math.max(orows, ocols))));
+    const sel = dims === 1 ? [0, cell] : [Math.floor(cell / ocols), cell % ocols];
+    const wrap = el(view, "div", { class: "cnnx-scatter" });
+    C.ndindex(g.sizes).forEach((i, fi) => {
+      const origin = i.map((ii, a) => ii * s[a] - p[a]);               // where tap (0, 0) lands
+      const values = taps.map((_, fj) => x[fi] * w[fj]);
+      const at = taps.map(j => { const q = j.map((jj, a) => origin[a] + jj * g.d[a]); return dims === 1 ? [0, q[0]] : q; });
+      const fig = el(wrap, "figure", { class: "cnnx-part" });
+      el(fig, "figcaption", {}, `x[${i.join(", ")}] = ${fmt(x[fi])}`);
+      const svg = d3.select(fig).append("svg").attr("class", "cnnx-svg").attr("role", "img")
+        .attr("aria-label", `input sample (${i.join(", ")}): ${fmt(x[fi])} times the kernel, placed at (${origin.join(", ")})`)
+        .attr("data-name", `part-${fi}`).attr("data-offset", origin.join(",")).attr("data-step", g.d.join(","))
+        .attr("data-values", JSON.stringify(values))
+        .attr("width", ocols * size + 2).attr("height", orows * size + 2);
+      svg.append("rect").attr("class", "cnnx-frame").attr("x", 0.5).attr("y", 0.5).attr("width", ocols * size + 1).attr("height", orows * size + 1);
+      const shown = at.map((q, t) => ({ q, v: values[t] })).filter(d => d.q[0] >= 0 && d.q[0] < orows && d.q[1] >= 0 && d.q[1] < ocols);
+      const gg = svg.selectAll("g").data(shown).join("g").attr("transform", d => `translate(${d.q[1] * size + 1},${d.q[0] * size + 1})`);
+      gg.append("rect").attr("width", size - 1).attr("height", size - 1)
+        .attr("class", d => "cnnx-cell " + (d.q[0] === sel[0] && d.q[1] === sel[1] ? "sel" : "hit"));
+      if (size >= 14) gg.append("text").attr("x", size / 2).attr("y", size / 2 + 3).attr("text-anchor", "middle").attr("font-size", 8).text(d => fmt(d.v));
+    });
+    gridSvg(el(view, "div", { class: "cnnx-row" }), "the sum of the copies: the output", orows, ocols,
+      (r, c) => (r * ocols + c === cell ? "sel" : ""), (r, c) => fmt(y[r * ocols + c]));
   }
 
   // ---------------------------------------------------------------- 3. transposed convolution (ch08)
@@ -217,20 +252,7 @@
         gridTable(t2, "z", "zero-inserted, padded input z", zi.z, zi.zshape);
         gridTable(t2, "wflip", "flipped kernel", zi.wflip, g.k);
       } else {
-        el(ex.view, "p", { class: "cnnx-note" }, `Scatter: input i adds x[i]·w to the output starting at i·s − p (every ${s} samples); overlaps add up.`);
-        const ocols = g.out[dims - 1], orows = dims === 1 ? 1 : g.out[0];
-        const contrib = C.ndindex(g.sizes).map((i, fi) => {
-          const part = new Array(total).fill(0);
-          C.ndindex(g.k).forEach((j, fj) => {
-            const oo = i.map((ii, a) => ii * g.s[a] + j[a] * g.d[a] - g.pads[a][0]);
-            if (C.inside(oo, g.out)) part[C.flat(oo, g.out)] += x[fi] * w[fj];
-          });
-          return part;
-        });
-        const pics = el(ex.view, "div", { class: "cnnx-col" });
-        if (dims === 1) contrib.forEach((part, fi) => gridSvg(pics, `input ${fi}'s copy of the kernel`, 1, ocols,
-          cc => (part[cc] !== 0 || src.has(fi) && cc === cell ? (src.has(fi) && cc === cell ? "sel" : "hit") : ""), cc => fmt(part[cc])));
-        else gridSvg(pics, "output; the selected sample", orows, ocols, (r, cc) => (r * ocols + cc === cell ? "sel" : ""), (r, cc) => fmt(y[r * ocols + cc]));
+        scatterView(ex.view, x, w, y, g, cell, dims);
       }
       gridTable(el(ex.view, "div", { class: "cnnx-row" }), "y", "output y = conv_transpose(x, w)", y, g.out, fi => fi === cell ? "sel" : "");
     });
@@ -300,6 +322,33 @@
     return ex;
   }
 
+  /* A computed example of the volume explorer's layer: integer input channels, filters and biases from
+   * the seed, and the output volume y = conv(x, w, b) channel by channel (core.js convChannels).
+   * x and y are grid tables per channel (x-0, ..., y-0, ...); w and b are <output data-name="w" / "b">. */
+  const VOLUME_EXAMPLE_MAX = 16;
+  function numericVolume(view, cin, cout, groups, cg, k, g, bias, seed) {
+    const box = el(view, "div", { class: "cnnx-example", "data-name": "example" });
+    if (Math.max(...g.sizes, ...g.out) > VOLUME_EXAMPLE_MAX) {
+      el(box, "p", { class: "cnnx-note" }, `Computed example: shown for inputs and outputs of at most ${VOLUME_EXAMPLE_MAX} × ${VOLUME_EXAMPLE_MAX} (here ${shapeText(g.sizes)} → ${shapeText(g.out)}).`);
+      return;
+    }
+    const nIn = C.prod(g.sizes), nOut = C.prod(g.out), nK = C.prod(g.k);
+    const x = C.integers(seed, cin * nIn, 0, 2), w = C.integers(seed + 11, cout * cg * nK, -1, 1);
+    const b = bias ? C.integers(seed + 5, cout, -1, 1) : new Array(cout).fill(0);
+    const y = C.convChannels(x, w, b, cin, cout, groups, g);
+    el(box, "p", { class: "cnnx-note" }, `Computed example (values from the seed): y[l] = b[l] + Σ over the ${cg} input channel${cg > 1 ? "s" : ""} of l's group of x[c] ⋆ w[l, c].`);
+    const nest = (flat, shape) => shape.length === 1 ? flat.slice(0, shape[0]) :
+      Array.from({ length: shape[0] }, (_, i) => nest(flat.slice(i * flat.length / shape[0], (i + 1) * flat.length / shape[0]), shape.slice(1)));
+    const wNested = nest(w, [cout, cg, k, k]);
+    const ins = el(box, "div", { class: "cnnx-row" });
+    for (let c = 0; c < cin; c++) gridTable(ins, `x-${c}`, `x[${c}]`, x.slice(c * nIn, (c + 1) * nIn), g.sizes);
+    const wb = el(box, "div", { class: "cnnx-weights" });
+    out(wb, "w", `filters w (${cout}, ${cg}, ${k}, ${k}):`, wNested, wNested.map((f, l) => `w[${l}] = ${JSON.stringify(f)}`).join("; "));
+    out(wb, "b", "biases b:", b, JSON.stringify(b));
+    const outs = el(box, "div", { class: "cnnx-row" });
+    for (let l = 0; l < cout; l++) gridTable(outs, `y-${l}`, `y[${l}]`, y.slice(l * nOut, (l + 1) * nOut), g.out);
+  }
+
   // ---------------------------------------------------------------- 2. multichannel volume (ch04)
   function volume(root) {
     const ex = base(root, "Channels, filters and groups");
@@ -311,6 +360,7 @@
     control(ex, ex.form, { name: "s", label: "stride", value: 1, min: 1, max: 4 });
     control(ex, ex.form, { name: "p", label: "padding", value: 1, min: 0, max: 4 });
     control(ex, ex.form, { name: "bias", label: "bias", options: [["1", "with bias"], ["0", "no bias"]], value: "1" });
+    control(ex, ex.form, { name: "seed", label: "example values (seed)", value: 1, min: 0, max: 999 });
     timed(ex, () => {
       const c = ex.controls;
       const cin = intOf(c.cin), n = intOf(c.n), k = intOf(c.k), cout = intOf(c.cout), groups = intOf(c.groups);
@@ -346,6 +396,7 @@
       let x0 = col(0, Math.min(cin, 16), cg, `x: ${cin} × ${n} × ${n}`, "in");
       x0 = col(x0, Math.min(cout, 16), cout / groups, `${cout} filters, each ${cg} × ${k} × ${k}`, "filter");
       col(x0, Math.min(cout, 16), cout / groups, `y: ${shape.join(" × ")}`, "outc");
+      numericVolume(ex.view, cin, cout, groups, cg, k, g, bias, intOf(c.seed));
     });
     ex.update();
     return ex;
