@@ -70,14 +70,16 @@ def _string_tokens(code):
         return []
 
 
-def copied_from_cnnmath(code, stub=""):
+def copied_from_cnnmath(code, stub="", library=None):
     """True if a substantial part of the code is a copy of cnnmath's source.
 
     Token for token, or with every identifier renamed (longer shingles of the code with local
     names replaced by one placeholder: the reference solutions share almost none with cnnmath).
+    ``library``: the pair (library_shingles(), library_normalized_shingles()) to compare with, e.g.
+    computed on another machine; default: those of the installed cnnmath.
     """
-    for shingler, library in ((_shingles, library_shingles), (_normalized_shingles, library_normalized_shingles)):
-        lib = library()
+    libraries = library if library is not None else (library_shingles(), library_normalized_shingles())
+    for shingler, lib in zip((_shingles, _normalized_shingles), libraries):
         mine = shingler(code) - shingler(stub)
         if mine and lib:
             shared = len(mine & lib)
