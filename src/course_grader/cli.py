@@ -52,9 +52,8 @@ def _grade(course, args):
         return 128 + exc.signum
     print(f"graded {s['graded']} student(s), failed {s['failed']}, flagged {s['flagged']} "
           f"({s['notebooks']} notebook(s)) in {s['seconds']:.1f} s")
-    if s["skipped"]:
-        print(f"{s['written']} notebook(s) graded now on the {s['executor']}; {s['skipped']} unchanged since "
-              "they were graded, kept (--force regrades them)")
+    kept = f"; {s['skipped']} unchanged since they were graded, kept (--force regrades them)" if s["skipped"] else ""
+    print(f"{s['written']} notebook(s) graded now on the {s['executor']}{kept}")
     if s["failed_students"]:
         print("failed (unreadable or missing notebooks): " + ", ".join(s["failed_students"]))
     if s["flagged_students"]:

@@ -167,9 +167,10 @@ class LocalPool:
                     except (EOFError, OSError):
                         message = None
                 if message is not None and message[0] == "result":
-                    w.job = None
+                    result, w.job = message[2], None
+                    result.attempts = attempts.get(result.key, 1)
                     idle.append(w)
-                    yield message[2]
+                    yield result
                     continue
                 # the worker died holding w.job
                 job, w.job = w.job, None
@@ -217,7 +218,9 @@ class DaskExecutor:
         from distributed import Client, LocalCluster
         # the scheduler's retry limit for tasks whose worker died (LocalCluster: our scheduler; a remote
         # scheduler uses its own setting, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES)
-        self._config = dask.config.set({"distributed.scheduler.allowed-failures": self.retries})
+        # worker-saturation 1.0: a worker holds only the task it runs, so a dead worker blames only that one
+        self._config = dask.config.set({"distributed.scheduler.allowed-failures": self.retries,
+                                        "distributed.scheduler.worker-saturation": 1.0})
         self._config.__enter__()
         try:
             if self.scheduler is None:
