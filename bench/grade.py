@@ -12,6 +12,7 @@ the start-up of the command.
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,6 +76,8 @@ def grade_with(root, flags, env):
     if b.returncode != 0:
         print(b.stdout[-3000:], b.stderr[-3000:])
         raise SystemExit(f"course-grader grade {' '.join(flags)} failed")
+    m = re.search(r"writer: ([0-9.]+) s gradebook, ([0-9.]+) s files", b.stdout)
+    WRITER.append((float(m.group(1)), float(m.group(2))) if m else (float("nan"), float("nan")))
     t0 = time.perf_counter()  # again: nothing to grade, so only the start-up and the plan
     subprocess.run(cmd + flags, env=env, capture_output=True, text=True, check=True)
     return wall, time.perf_counter() - t0
@@ -102,6 +105,7 @@ def sandbox_round_trip(k=10):
 
 
 ROOT_ASSIGNMENT = [None]
+WRITER = []  # (gradebook s, files s) of each course-grader run
 
 
 def main():
@@ -164,6 +168,8 @@ def main():
         print(f"  {m:30s}        {wall:7.1f} s  ({wall / n:.3f} s wall per notebook; overhead {over[m]:.3f} s of "
               f"worker time per notebook: in the job {job - compute:.3f} s (sandbox start {start:.3f} s), "
               f"command start-up {startup:.1f} s = {startup * w / n:.3f} s per notebook)")
+    for m, (gb_s, files_s) in zip(modes, WRITER):
+        print(f"  writer ({m}): {gb_s / n * 1000:.1f} ms gradebook + {files_s / n * 1000:.1f} ms files per notebook")
     l2, d2, d1 = (walls[m][0] for m in modes)
     print(f"  ratio nbgrader / local pool (2):       {t_nbgrader / l2:7.2f}x")
     print(f"  ratio nbgrader / Dask (2):             {t_nbgrader / d2:7.2f}x")

@@ -53,7 +53,9 @@ def _grade(course, args):
     print(f"graded {s['graded']} student(s), failed {s['failed']}, flagged {s['flagged']} "
           f"({s['notebooks']} notebook(s)) in {s['seconds']:.1f} s")
     kept = f"; {s['skipped']} unchanged since they were graded, kept (--force regrades them)" if s["skipped"] else ""
-    print(f"{s['written']} notebook(s) graded now on the {s['executor']}{kept}")
+    w = s["write_seconds"]
+    writes = f" (writer: {w['gradebook']:.2f} s gradebook, {w['files']:.2f} s files)" if w else ""
+    print(f"{s['written']} notebook(s) graded now on the {s['executor']}{writes}{kept}")
     if s["failed_students"]:
         print("failed (unreadable or missing notebooks): " + ", ".join(s["failed_students"]))
     if s["flagged_students"]:

@@ -193,6 +193,34 @@ def _payload_task(payload):
     return payload
 
 
+SANDBOXES_ATTRIBUTE = "course_grader_sandboxes"
+
+try:
+    from distributed.diagnostics.plugin import WorkerPlugin as _PluginBase
+except ImportError:  # without Dask, the local pool still works
+    _PluginBase = object
+
+
+class _SandboxesPlugin(_PluginBase):
+    """A Dask worker plugin: each worker owns a SandboxSource (prestarted sandboxes), like a local worker."""
+
+    name = "course-grader-sandboxes"
+
+    def setup(self, worker):
+        setattr(worker, SANDBOXES_ATTRIBUTE, SandboxSource(prespawn=True))
+
+    def teardown(self, worker):
+        sandboxes = getattr(worker, SANDBOXES_ATTRIBUTE, None)
+        if sandboxes is not None:
+            sandboxes.close()
+
+
+def _grade_on_dask_worker(job, payload):
+    """grade_job with the Dask worker's own SandboxSource (none if the plugin is not there)."""
+    from distributed import get_worker
+    return grade_job(job, payload, getattr(get_worker(), SANDBOXES_ATTRIBUTE, None))
+
+
 class DaskExecutor:
     """Jobs as tasks on a Dask distributed cluster: an existing scheduler, or a LocalCluster of N processes."""
 
@@ -256,6 +284,7 @@ class DaskExecutor:
             raise CourseError(f"no Dask worker is connected to {self.scheduler} (start `dask worker "
                               f"{self.scheduler}` on the worker machines)") from None
         replies = self.client.run(preflight_here, limits, on_error="return")
+        self.client.register_plugin(_SandboxesPlugin(), name=_SandboxesPlugin.name)
         for address, problem in sorted(replies.items()):
             if isinstance(problem, BaseException):
                 problem = f"{type(problem).__name__}: {problem}"
@@ -275,7 +304,7 @@ class DaskExecutor:
                            for pid in needed}
         futures = {}
         for i, job in enumerate(jobs):
-            fut = client.submit(grade_job, job, payload_futures[job.payload_id], key=f"grade-{job.content_hash}-{i}",
+            fut = client.submit(_grade_on_dask_worker, job, payload_futures[job.payload_id], key=f"grade-{job.content_hash}-{i}",
                                 pure=False, priority=-i)
             futures[fut] = job
         try:

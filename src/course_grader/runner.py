@@ -10,14 +10,13 @@ import contextlib
 import io
 import random
 import re
-import sys
 import time
 import traceback
 
 import numpy as np
 
 from . import integrity
-from .notebook import (assemble, cell_text, defined_names, hidden_line_ranges, is_answer, is_test, nbmeta,
+from .notebook import (assemble, cell_text, defined_names, hidden_line_ranges, is_answer, nbmeta,
                        solution_names, used_names)
 from .sandbox import Sandbox, SandboxDied, SandboxError
 
