@@ -91,3 +91,95 @@ while True:
     except OSError:
         pass
 """
+
+
+# -- a small course for the batch tests (executors, faults, resume) -------------------------
+FAST = "output_size"  # the quickest assignment to grade: the batch tests grade it many times
+
+
+def marker_cell(marker, seconds=0.0):
+    """Student code that starts a process carrying ``marker`` on its command line (the test finds the
+    grading worker through it) and, optionally, waits ``seconds``."""
+    return ("import subprocess as _sp, sys as _sys, time as _time\n"
+            f"_sp.Popen([_sys.executable, '-c', 'import time; time.sleep(120)', {marker!r}])\n"
+            f"_time.sleep({seconds!r})\n")
+
+
+def batch_course(tmp_path_factory, prefix, students, db_url=None):
+    """A course with FAST released and ``students`` collected: name -> "correct", "blank" or a dict
+    grade_id -> extra code put before that reference answer. Returns (root, expected) with expected
+    (student, grade_id) -> points from the source notebook (0 for "blank", full otherwise)."""
+    import json
+    root = new_course(tmp_path_factory, prefix, [FAST])
+    if db_url:
+        with open(root / "nbgrader_config.py", "a") as f:
+            f.write(f"\nc.CourseDirectory.db_url = {db_url!r}\n")
+    run(root, "release", FAST)
+    source = json.loads((REPO / "solutions" / FAST / f"{FAST}.ipynb").read_text())
+    release = json.loads((root / "exercises" / FAST / f"{FAST}.ipynb").read_text())
+    sol, points = reference_answers(source), graded_points(source)
+    expected = {}
+    for name, kind in students.items():
+        d = root / "incoming" / name / FAST
+        d.mkdir(parents=True)
+        if kind == "blank":
+            nb = release
+        else:
+            extra = kind if isinstance(kind, dict) else {}
+            nb = student_notebook(release, {g: extra.get(g, "") + a for g, a in sol.items()})
+        (d / f"{FAST}.ipynb").write_text(json.dumps(nb))
+        for gid, p in points.items():
+            expected[(name, gid)] = 0.0 if kind == "blank" else p
+    run(root, "collect", FAST, "--from-folder", str(root / "incoming"))
+    return root, expected
+
+
+def graded_parts(root, out="export"):
+    """[((student, grade_id), score)] of FAST from `course-grader export --per-part` (one row per grade)."""
+    run(root, "export", "--per-part", "--out", str(root / out))
+    return [((r["student_id"], r["grade_id"]), float(r["score"])) for r in read_csv(root / out / "parts.csv")
+            if r["assignment"] == FAST]
+
+
+def assert_each_grade_once(rows, expected):
+    """Every expected grade is in the gradebook exactly once, with the expected points."""
+    keys = [k for k, _ in rows]
+    assert len(keys) == len(set(keys)), "a grade is in the gradebook twice"
+    assert dict(rows) == expected
+
+
+def processes_with(marker):
+    """pids of the processes whose command line contains ``marker``."""
+    import os
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if marker.encode() in f.read():
+                        found.append(int(pid))
+            except OSError:
+                pass
+    return found
+
+
+def grading_worker_of(pid):
+    """The grading worker above a sandboxed process: the first ancestor that is neither bubblewrap nor
+    the sandbox's Python (``python -S -E -s -B -c``), or None."""
+    def stat(p):
+        with open(f"/proc/{p}/stat") as f:
+            ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        with open(f"/proc/{p}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+        return ppid, argv
+    try:
+        ppid, _ = stat(pid)
+        while ppid > 1:
+            parent_ppid, argv = stat(ppid)
+            sandbox = argv[0].endswith(b"bwrap") or argv[1:6] == [b"-S", b"-E", b"-s", b"-B", b"-c"]
+            if not sandbox and not any(b"time.sleep(120)" in a for a in argv):
+                return ppid
+            ppid = parent_ppid
+    except (OSError, IndexError, ValueError):
+        return None
+    return None

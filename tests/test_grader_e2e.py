@@ -106,7 +106,7 @@ def test_grade_serial_and_parallel_agree(course):
     for student, parts in course["expected"].items():
         for gid, pts in parts.items():
             assert first[(student, gid)] == pts, f"{student} {gid}: got {first[(student, gid)]}, expected {pts}"
-    parallel = run(root, "grade", ASSIGNMENT, "--workers", "2", "--cell-timeout", "3")
+    parallel = run(root, "grade", ASSIGNMENT, "--workers", "2", "--cell-timeout", "3", "--force")
     assert "failed 1, flagged 2" in parallel.stdout
     run(root, "export", "--per-part")
     assert parts_table(root) == first

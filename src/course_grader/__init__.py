@@ -4,7 +4,7 @@ Built on nbgrader (release, collect, gradebook, feedback) with its own execution
 student code runs in a bubblewrap sandbox and the instructor's tests run outside it.
 Command line: ``course-grader --help``.
 """
-__all__ = ["Limits", "grade_submission"]
+__all__ = ["Limits", "grade_job"]
 
 from .sandbox import Limits
-from .runner import grade_submission
+from .work import grade_job

@@ -66,13 +66,22 @@ def _collect(course, args):
 
 
 def _grade(course, args):
-    from .grade import grade
+    from .grade import GradingInterrupted, grade
     limits = Limits(cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
                     memory_mb=args.memory_mb, output_bytes=args.output_bytes)
-    s = grade(course, args.assignment, students=args.student, workers=args.workers, limits=limits,
-              progress=not args.quiet)
+    try:
+        s = grade(course, args.assignment, students=args.student, workers=args.workers, limits=limits,
+                  progress=not args.quiet, force=args.force, dask_scheduler=args.dask_scheduler,
+                  dask_local=args.dask_local, retries=args.retries)
+    except GradingInterrupted as exc:
+        print(f"course-grader: {exc}", file=sys.stderr)
+        return 128 + exc.signum
     print(f"graded {s['graded']} student(s), failed {s['failed']}, flagged {s['flagged']} "
           f"({s['notebooks']} notebook(s)) in {s['seconds']:.1f} s")
+    kept = f"; {s['skipped']} unchanged since they were graded, kept (--force regrades them)" if s["skipped"] else ""
+    w = s["write_seconds"]
+    writes = f" (writer: {w['gradebook']:.2f} s gradebook, {w['files']:.2f} s files)" if w else ""
+    print(f"{s['written']} notebook(s) graded now on the {s['executor']}{writes}{kept}")
     if s["failed_students"]:
         print("failed (unreadable or missing notebooks): " + ", ".join(s["failed_students"]))
     if s["flagged_students"]:
@@ -169,8 +178,18 @@ def build_parser():
     gr = command("grade", "autograde one assignment in the sandbox, in parallel")
     gr.add_argument("assignment", help="the assignment to grade")
     gr.add_argument("--student", action="append", help="grade only this student (repeatable); unset: everyone")
-    gr.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                    help="parallel worker processes (default: the number of cores, %(default)s here)")
+    where = gr.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None,
+                       help="local pool: parallel worker processes on this machine (unset: the number of cores, "
+                       f"{os.cpu_count() or 1} here)")
+    where.add_argument("--dask-scheduler", metavar="tcp://HOST:PORT",
+                       help="grade on an existing Dask distributed cluster (`dask scheduler` + `dask worker`s)")
+    where.add_argument("--dask-local", type=int, metavar="N",
+                       help="grade on a Dask LocalCluster of N worker processes started here")
+    gr.add_argument("--retries", type=int, default=2,
+                    help="times a notebook is retried when its worker process dies (then: a flagged 0); default 2")
+    gr.add_argument("--force", action="store_true",
+                    help="regrade every notebook (default: only the ones missing or changed since they were graded)")
     d = Limits()
     gr.add_argument("--cell-timeout", type=float, default=d.cell_timeout, help="seconds per cell")
     gr.add_argument("--notebook-timeout", type=float, default=d.notebook_timeout, help="wall-clock seconds per notebook")

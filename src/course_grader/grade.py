@@ -1,244 +1,147 @@
-"""`course-grader grade`: workers execute, one writer (this process) writes the gradebook."""
-import glob
-import json
-import multiprocessing
-import os
-import shutil
+"""`course-grader grade`: plan -> jobs -> executor -> results -> one writer.
+
+    plan.make_batch      which students and notebooks; content hashes; what is already graded
+    jobs.Job/Result      the plain records that travel (jobs.py)
+    executors            a local pool (--workers N) or Dask (--dask-scheduler / --dask-local)
+    work.grade_job       what a worker runs for each job (sandbox + trusted tests)
+    writer               the only writer: gradebook + per-student files, each grade exactly once
+
+:func:`grade` ties them together in this process. SIGINT and SIGTERM stop the batch between two writes
+(never inside one): what was written stays, and the same command run again grades only the rest.
+"""
+import signal
 import sys
 import time
-import warnings
 
-from . import integrity
 from .course import CourseError
-from .runner import discard_spare, enable_prespawn, grade_submission, graded_test
+from .executors import DEFAULT_RETRIES, make_executor
+from .plan import make_batch
 from .sandbox import Limits
-
-_JOB_CONTEXT = {}
-
-
-def _worker(job):
-    student, notebook, path = job
-    enable_prespawn(_JOB_CONTEXT.get("prespawn", False))
-    source, release = _JOB_CONTEXT["pairs"][notebook]
-    try:
-        result = grade_submission(source, release, path, _JOB_CONTEXT["limits"])
-    except Exception as exc:  # a grader bug must not stop the batch
-        result = failed_result(source, release, f"internal grader error: {type(exc).__name__}: {exc}")
-    return student, notebook, path, result
+from .writer import GradebookWriter
 
 
-def failed_result(source, release, message):
-    """A result with 0 for every graded part and a notebook the gradebook writer can save.
+class GradingInterrupted(Exception):
+    """The batch was stopped by a signal; ``written`` notebooks of ``total`` are in the gradebook."""
 
-    Every test cell gets an error output, so nbgrader's SaveAutoGrades gives it 0 points.
-    """
-    import copy
-    from .notebook import is_test, nbmeta
-    nb = copy.deepcopy(release)
-    nb["cells"] = [c for c in nb["cells"] if isinstance(c, dict)]
-    tests = {}
-    for cell in nb["cells"]:
-        if isinstance(cell.get("source"), list):
-            cell["source"] = "".join(cell["source"])
-        if cell.get("cell_type") == "code":
-            cell["outputs"] = []
-            if is_test(cell):
-                cell["outputs"] = [{"output_type": "error", "ename": "TestFailed", "evalue": message,
-                                    "traceback": [message]}]
-    for cell in source["cells"]:
-        if is_test(cell):
-            pts = float(nbmeta(cell).get("points") or 0)
-            tests[nbmeta(cell).get("grade_id")] = graded_test(pts, message)
-    return {"status": "failed", "messages": [message], "flags": [["crash", message]], "tests": tests,
-            "notebook": nb, "score": 0.0, "max_score": sum(t["max"] for t in tests.values()), "seconds": 0.0}
+    def __init__(self, signum, written, total):
+        name = signal.Signals(signum).name
+        super().__init__(f"interrupted by {name} after writing {written} of {total} notebook(s); "
+                         "run the same command again to grade the rest")
+        self.signum, self.written, self.total = signum, written, total
 
 
-def plan_jobs(course, assignment, students, notebooks):
-    """(jobs, messages): which file is graded as which notebook, for every student."""
-    jobs, messages = [], {}
-    for student in students:
-        folder = course.dir("submitted", student, assignment)
-        found = sorted(os.path.basename(p) for p in glob.glob(os.path.join(folder, "*.ipynb")))
-        remaining = [f for f in found if os.path.splitext(f)[0] not in notebooks]
-        for nb in notebooks:
-            path = os.path.join(folder, nb + ".ipynb")
-            if os.path.exists(path):
-                jobs.append((student, nb, path))
-                continue
-            # a wrong file name: take the only unclaimed notebook, or the closest name
-            pick = None
-            if len(remaining) == 1 and len(notebooks) == 1:
-                pick = remaining[0]
-            else:
-                close = [f for f in remaining if nb.lower() in f.lower().replace(" ", "_").replace("-", "_")]
-                pick = close[0] if len(close) == 1 else None
-            if pick:
-                remaining.remove(pick)
-                messages.setdefault(student, []).append(
-                    f"the notebook was submitted as {pick!r}, not {nb + '.ipynb'!r}; it was graded as {nb}")
-                jobs.append((student, nb, os.path.join(folder, pick)))
-            else:
-                msg = f"no notebook {nb + '.ipynb'!r} was submitted"
-                if found:
-                    msg += f" (found: {', '.join(found)})"
-                messages.setdefault(student, []).append(msg)
-                jobs.append((student, nb, None))
-    return jobs, messages
+class _StopSignals:
+    """SIGINT/SIGTERM handlers for one batch: raise between writes, wait until a write is done."""
+
+    def __init__(self):
+        self.writing = False
+        self.pending = None
+        self.previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame):
+        if self.writing:
+            self.pending = signum
+        else:
+            raise _Stop(signum)
+
+    def write(self, writer, result):
+        self.writing = True
+        try:
+            writer.write(result)
+        finally:
+            self.writing = False
+        if self.pending is not None:
+            raise _Stop(self.pending)
 
 
-class Progress:
-    def __init__(self, total, stream=sys.stderr):
-        self.total, self.done, self.start, self.stream = total, 0, time.monotonic(), stream
-
-    def step(self, label=""):
-        self.done += 1
-        elapsed = time.monotonic() - self.start
-        eta = elapsed / self.done * (self.total - self.done) if self.done else 0
-        width = 30
-        filled = int(width * self.done / max(self.total, 1))
-        bar = "#" * filled + "-" * (width - filled)
-        self.stream.write(f"\r[{bar}] {self.done}/{self.total} elapsed {elapsed:5.1f}s ETA {eta:5.1f}s {label[:30]:30}")
-        if self.done == self.total:
-            self.stream.write("\n")
-        self.stream.flush()
+class _Stop(BaseException):
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
 
 
-def _notes_cell(notes):
-    text = "**Grader notes**\n\n" + "\n".join(f"- {n}" for n in notes)
-    return {"cell_type": "markdown", "id": "course-grader-notes", "metadata": {}, "source": text}
+def _progress(total, stream, enabled):
+    from tqdm import tqdm
+    return tqdm(total=total, file=stream, disable=not enabled, unit="nb", dynamic_ncols=True, mininterval=0.2,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} notebooks, elapsed {elapsed} ETA {remaining}{postfix}")
 
 
-def write_result(course, gb, assignment, student, notebook, path, result, extra_messages):
-    """The single writer: autograded notebook, nbgrader gradebook (SaveAutoGrades), results file."""
-    from nbformat import from_dict
-    from .database import save_autogrades
-    out_dir = course.dir("autograded", student, assignment)
-    os.makedirs(out_dir, exist_ok=True)
-    messages = list(extra_messages) + result["messages"]
-    notes = messages + [f"flag ({kind}): {detail}" for kind, detail in result["flags"]]
-    nb = result["notebook"]
-    if notes:
-        nb["cells"].insert(0, _notes_cell(notes))
-    nbnode = from_dict(nb)
-    save_autogrades(gb, nbnode, assignment, notebook, student)  # one transaction per notebook
-    with open(os.path.join(out_dir, notebook + ".ipynb"), "w", encoding="utf-8") as f:
-        json.dump(nb, f, indent=1)
-    stamp = os.path.join(course.dir("submitted", student, assignment), "timestamp.txt")
-    if os.path.exists(stamp):
-        shutil.copy(stamp, os.path.join(out_dir, "timestamp.txt"))
-    record_path = course.results_path(assignment, student)
-    os.makedirs(os.path.dirname(record_path), exist_ok=True)
-    record = {}
-    if os.path.exists(record_path):
-        with open(record_path, encoding="utf-8") as f:
-            record = json.load(f)
-    record[notebook] = {k: v for k, v in result.items() if k != "notebook"}
-    record[notebook]["messages"] = messages
-    with open(record_path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=1, sort_keys=True)
-    os.replace(record_path + ".tmp", record_path)
-
-
-def preflight(limits):
-    """Fail early, with the reason, if the sandbox cannot run here (instead of zeroing every student)."""
-    from .sandbox import Sandbox, SandboxDied, SandboxError
-    try:
-        with Sandbox(limits) as sb:
-            reply = sb.run_cell("import numpy\n1 + 1", timeout=60)
-        if not reply.get("ok") or reply.get("result") != "2":
-            raise SandboxError(f"unexpected reply {reply!r}")
-    except (SandboxError, SandboxDied) as exc:
-        raise CourseError(f"the bubblewrap sandbox does not work on this machine: {exc}") from None
-
-
-def grade(course, assignment, students=None, workers=None, limits=None, progress=True, stream=sys.stderr):
-    """Grade every (or the named) students' submissions; returns a summary dict."""
-    try:  # nbgrader's update_or_create_submission triggers harmless SQLAlchemy autoflush warnings
-        from sqlalchemy.exc import SAWarning
-        warnings.filterwarnings("ignore", category=SAWarning)
-    except ImportError:
-        pass
-    limits = limits or Limits()
-    notebooks = course.notebooks(assignment)
-    pairs = {nb: course.load_pair(assignment, nb) for nb in notebooks}
+def _students(course, assignment, students):
     submitted = course.submitted_students(assignment)
     if students:
         missing = [s for s in students if s not in submitted]
         if missing:
             raise CourseError(f"no submission of {assignment} for: {', '.join(missing)} "
                               f"(expected {course.dir('submitted', missing[0], assignment)})")
-    else:
-        students = submitted
-    if not students:
+        return list(dict.fromkeys(students))
+    if not submitted:
         raise CourseError(f"no submissions of {assignment} in {course.dir('submitted')}: run course-grader collect")
+    return submitted
+
+
+def grade(course, assignment, students=None, workers=None, limits=None, progress=True, stream=sys.stderr,
+          force=False, dask_scheduler=None, dask_local=None, retries=DEFAULT_RETRIES):
+    """Grade the named (default: every) student's submissions of ``assignment``; returns a summary dict.
+
+    Notebooks already graded with the same content hash are skipped unless ``force``. Raises
+    :class:`GradingInterrupted` on SIGINT/SIGTERM (what was written is kept).
+    """
+    t0 = time.monotonic()
+    limits = limits or Limits()
+    students = _students(course, assignment, students)
     with course.gradebook() as gb:
         try:
             gb.find_assignment(assignment)
         except Exception:
             raise CourseError(f"assignment {assignment!r} is not in the gradebook: "
                               f"run `course-grader release {assignment}` first") from None
-    preflight(limits)
-    # cnnmath's shingles (integrity) walked once here, not once per forked worker
-    integrity.library_shingles()
-    integrity.library_normalized_shingles()
-    jobs, messages = plan_jobs(course, assignment, students, notebooks)
-    workers = max(1, int(workers or os.cpu_count() or 1))
-    _JOB_CONTEXT.update(pairs=pairs, limits=limits, prespawn=len(jobs) > 1)
-    bar = Progress(len(jobs), stream) if progress else None
-    summary = {"graded": 0, "failed": 0, "flagged": 0, "students": len(students), "notebooks": len(jobs)}
-    flagged_students, failed_students = set(), set()
-    t0 = time.monotonic()
-
-    def handle(gb, item):
-        student, notebook, path, result = item
-        gb.update_or_create_student(student)
-        stamp = course.timestamp_of(course.dir("submitted", student, assignment))
-        if stamp:
-            gb.update_or_create_submission(assignment, student, timestamp=stamp)
-        else:
-            gb.update_or_create_submission(assignment, student)
-        write_result(course, gb, assignment, student, notebook, path, result,
-                     messages.get(student, []) if notebook == notebooks[0] else [])
-        if result["status"] != "graded":
-            failed_students.add(student)
-        if result["flags"]:
-            flagged_students.add(student)
-        if bar:
-            bar.step(f"{student}")
-
-    # start the workers before the gradebook connection exists (they are forked)
-    leftover = list(jobs)
-    if workers > 1 and len(jobs) > 1:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        from concurrent.futures.process import BrokenProcessPool
-        ctx = multiprocessing.get_context("fork")
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx)
+    batch = make_batch(course, assignment, students, limits, force=force)
+    executor = make_executor(workers, dask_scheduler, dask_local, retries)
+    records = dict(batch.done)
+    written = 0
+    with _StopSignals() as stop:
         try:
-            futures = {pool.submit(_worker, job): job for job in jobs}
-            with course.gradebook() as gb:
-                for fut in as_completed(futures):
+            if batch.jobs:
+                with executor:
+                    executor.preflight(limits, jobs=len(batch.jobs))
+                    bar = _progress(len(batch.jobs), stream, progress)
                     try:
-                        item = fut.result()
-                    except BrokenProcessPool:
-                        break  # a worker was killed (e.g. by the OOM killer): finish the rest serially
-                    handle(gb, item)
-                    leftover.remove(futures[fut])
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-        if leftover:
-            stream.write(f"\nwarning: a worker process died; grading the {len(leftover)} remaining "
-                         "notebook(s) serially\n")
-    if leftover:  # serial grading (workers == 1), or what a dead pool left
-        try:
-            with course.gradebook() as gb:
-                for job in leftover:
-                    handle(gb, _worker(job))
-        finally:
-            discard_spare()
-    summary["failed"] = len(failed_students)
-    summary["graded"] = len(students) - len(failed_students)
-    summary["flagged"] = len(flagged_students)
-    summary["seconds"] = round(time.monotonic() - t0, 2)
-    summary["flagged_students"] = sorted(flagged_students)
-    summary["failed_students"] = sorted(failed_students)
-    return summary
+                        with GradebookWriter(course, assignment) as writer:
+                            for result in executor.run(batch.jobs, batch.payloads):
+                                stop.write(writer, result)
+                                written += 1
+                                records[result.key] = result.record()
+                                bar.update(1)
+                                bar.set_postfix_str(result.student[:20], refresh=False)
+                            write_seconds = dict(writer.seconds)
+                    finally:
+                        bar.close()
+            else:
+                write_seconds = {}
+        except _Stop as stopped:
+            raise GradingInterrupted(stopped.signum, written, len(batch.jobs)) from None
+    return _summary(batch, records, written, executor, write_seconds, time.monotonic() - t0)
+
+
+def _summary(batch, records, written, executor, write_seconds, seconds):
+    failed, flagged = set(), set()
+    for key, record in records.items():
+        student = key.split("/")[1]  # Job.key: assignment/student/notebook
+        if record.get("status") != "graded":
+            failed.add(student)
+        if record.get("flags"):
+            flagged.add(student)
+    return {"graded": len(batch.students) - len(failed), "failed": len(failed), "flagged": len(flagged),
+            "students": len(batch.students), "notebooks": len(records), "written": written,
+            "skipped": len(batch.done), "executor": executor.description, "seconds": round(seconds, 2),
+            "write_seconds": {k: round(v, 3) for k, v in write_seconds.items()},
+            "flagged_students": sorted(flagged), "failed_students": sorted(failed)}

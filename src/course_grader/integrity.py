@@ -73,16 +73,19 @@ def _string_tokens(code):
         return []
 
 
-def copied_from_cnnmath(code, stub="", root=None):
+def copied_from_cnnmath(code, stub="", library=None, root=None):
     """True if a substantial part of the code is a copy of cnnmath's source.
 
     Token for token, or with every identifier renamed (longer shingles of the code with local
     names replaced by one placeholder: the reference solutions share almost none with cnnmath).
-    With ``root``, the .py files under that directory take the place of cnnmath (the book test uses
-    it to ask whether a reference solution is a copy of code printed on the website).
+    ``library``: the pair (library_shingles(), library_normalized_shingles()) to compare with, e.g.
+    computed on another machine; default: those of the installed cnnmath. With ``root``, the .py
+    files under that directory take the place of cnnmath (the book test uses it to ask whether a
+    reference solution is a copy of code printed on the website).
     """
-    for shingler, library in ((_shingles, library_shingles), (_normalized_shingles, library_normalized_shingles)):
-        lib = library(root)
+    if library is None:
+        library = (library_shingles(root), library_normalized_shingles(root))
+    for shingler, lib in zip((_shingles, _normalized_shingles), library):
         mine = shingler(code) - shingler(stub)
         if mine and lib:
             shared = len(mine & lib)

@@ -25,6 +25,9 @@ def _text(src):
     return src if isinstance(src, str) else ""
 
 
+cell_text = _text  # public name: a cell's source as one string
+
+
 def nbmeta(cell):
     md = cell.get("metadata") if isinstance(cell, dict) else None
     nbg = md.get("nbgrader") if isinstance(md, dict) else None
@@ -74,14 +77,22 @@ def decode_bytes(data):
     return text
 
 
+MAX_BYTES = 64 << 20  # a submission is read up to this size
+
+
 def read_submission(path):
     """Return (notebook dict in nbformat 4, notes) or raise BrokenNotebook with a clear message."""
-    notes = []
     try:
         with open(path, "rb") as f:
-            data = f.read(64 << 20)
+            data = f.read(MAX_BYTES)
     except OSError as exc:
         raise BrokenNotebook(f"cannot read the notebook file: {exc.strerror}") from None
+    return parse_submission(data)
+
+
+def parse_submission(data):
+    """(notebook dict in nbformat 4, notes) from a submitted file's bytes, or raise BrokenNotebook."""
+    notes = []
     text = decode_bytes(data)
     try:
         nb = json.loads(text)
