@@ -45,7 +45,7 @@ from math import prod
 import numpy as np
 
 from . import accounting as _acc
-from ._args import _is_int, as_float_array, check_rank, int_tuple, result_dtype
+from ._args import is_int, as_float_array, check_rank, int_tuple, result_dtype
 
 __all__ = [
     "relu",
@@ -145,7 +145,7 @@ def sigmoid_backward(dout, x):
 
 
 def _axis(axis, ndim):
-    if not _is_int(axis) or not -ndim <= axis < ndim:
+    if not is_int(axis) or not -ndim <= axis < ndim:
         raise ValueError(f"axis must be an int in [{-ndim}, {ndim}), got {axis!r}")
     return axis % ndim
 
@@ -598,9 +598,9 @@ class Conv(_WeightedLayer):
     def __init__(self, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
                  *, weight=None, b=None, trainable=True, name=None):
         super().__init__()
-        if not _is_int(out_channels) or out_channels < 1:
+        if not is_int(out_channels) or out_channels < 1:
             raise ValueError(f"out_channels must be a positive int, got {out_channels!r}")
-        if not (_is_int(kernel_size) or isinstance(kernel_size, (tuple, list))):
+        if not (is_int(kernel_size) or isinstance(kernel_size, (tuple, list))):
             raise TypeError(f"kernel_size must be an int or a tuple of ints, got {kernel_size!r}")
         self.out_channels = int(out_channels)
         self.kernel_size = kernel_size
@@ -672,7 +672,7 @@ class Conv(_WeightedLayer):
 
     def hyperparameters(self):
         k = self.kernel_size
-        parts = [f"F={k if _is_int(k) else 'x'.join(map(str, k))}", f"S={self.stride}", f"P={self.padding}",
+        parts = [f"F={k if is_int(k) else 'x'.join(map(str, k))}", f"S={self.stride}", f"P={self.padding}",
                  f"K={self.out_channels}"]
         if self.dilation != 1:
             parts.append(f"D={self.dilation}")
@@ -803,7 +803,7 @@ class Dense(_WeightedLayer):
 
     def __init__(self, out_features, bias=True, *, weight=None, b=None, trainable=True, name=None):
         super().__init__()
-        if not _is_int(out_features) or out_features < 1:
+        if not is_int(out_features) or out_features < 1:
             raise ValueError(f"out_features must be a positive int, got {out_features!r}")
         self.out_features = int(out_features)
         self._init_parameters(bias, trainable, name, b)

@@ -44,7 +44,8 @@ import itertools
 import numpy as np
 import sympy as sp
 
-from ._args import _is_int, int_tuple, resolve_padding
+from ._args import int_tuple, is_int
+from ._geometry import window_geometry
 
 __all__ = [
     "symbol_array",
@@ -104,21 +105,11 @@ def _to_sympy(a):
     return sp.Array(a.tolist())
 
 
-def _geometry(size, kernel, stride, padding, dilation):
+def _resolved(size, kernel, stride, padding, dilation):
+    """The shared window geometry (:mod:`cnnmath._geometry`) as the tuple the builders use."""
     size = int_tuple(size, len(size) if isinstance(size, (tuple, list)) else 1, "size")
-    nd = len(size)
-    k = int_tuple(kernel, nd, "kernel")
-    s = int_tuple(stride, nd, "stride")
-    d = int_tuple(dilation, nd, "dilation")
-    pads = resolve_padding(padding, nd, k, s, d)
-    out = []
-    for n, ki, si, (pb, pa), di in zip(size, k, s, pads, d):
-        span = di * (ki - 1) + 1
-        if span > n + pb + pa:
-            raise ValueError(f"kernel={kernel!r} (dilated extent {span}) is larger than the padded input "
-                             f"of size {n + pb + pa}")
-        out.append((n + pb + pa - span) // si + 1)
-    return size, k, s, pads, d, tuple(out)
+    geo = window_geometry(size, kernel, stride, padding, dilation, kernel_name="kernel")
+    return size, geo.k, geo.s, geo.pads, geo.d, geo.out
 
 
 def _conv_objects(x, w, s, pads, d, out):
@@ -144,7 +135,7 @@ def _conv_objects(x, w, s, pads, d, out):
 def _channels(value, name):
     if value is None:
         return None
-    if not _is_int(value) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
 
@@ -175,8 +166,8 @@ def conv_sum(size, kernel, stride=1, padding=0, dilation=1, x="x", w="w", in_cha
         ``(C_out, *out)``, ``(C_in, *size)``, ``(C_out, C_in, *kernel)``.
         ``out`` is :func:`cnnmath.output_size`.
     """
-    size = (size,) if _is_int(size) else tuple(size)
-    size, k, s, pads, d, out = _geometry(size, kernel, stride, padding, dilation)
+    size = (size,) if is_int(size) else tuple(size)
+    size, k, s, pads, d, out = _resolved(size, kernel, stride, padding, dilation)
     c_in, c_out = _channels(in_channels, "in_channels"), _channels(out_channels, "out_channels")
     multi = c_in is not None or c_out is not None
     c_in, c_out = c_in or 1, c_out or 1
@@ -303,8 +294,8 @@ def conv_gradients(size, kernel, stride=1, padding=0, dilation=1, in_channels=No
         each an object ndarray shaped like ``x``/``w``; and the resolved ``stride``,
         ``padding`` (pairs) and ``dilation`` tuples.
     """
-    size = (size,) if _is_int(size) else tuple(size)
-    size, k, s, pads, d, out = _geometry(size, kernel, stride, padding, dilation)
+    size = (size,) if is_int(size) else tuple(size)
+    size, k, s, pads, d, out = _resolved(size, kernel, stride, padding, dilation)
     y, x, w = conv_sum(size, k, s, pads, d, in_channels=in_channels, out_channels=out_channels)
     multi = in_channels is not None or out_channels is not None
     g = symbol_array("g", y.shape)
@@ -466,7 +457,7 @@ def box_convolution():
 # ---------------------------------------------------------------------------------------------
 
 def _layer_symbols(L):
-    if not _is_int(L) or L < 1:
+    if not is_int(L) or L < 1:
         raise ValueError(f"L must be a positive int (number of layers), got {L!r}")
     k = sp.symbols(f"k_1:{L + 1}", integer=True, positive=True)
     s = sp.symbols(f"s_1:{L + 1}", integer=True, positive=True)
