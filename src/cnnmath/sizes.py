@@ -14,8 +14,8 @@ The transposed convolution inverts it::
 
 from __future__ import annotations
 
-from ._args import int_tuple, is_int, resolve_padding
-from ._geometry import padded_output_size, window_geometry
+from ._args import int_tuple, is_int
+from ._geometry import padded_output_size, window_geometry, window_params
 
 __all__ = ["output_size", "transposed_output_size", "padded_output_size"]
 
@@ -54,7 +54,6 @@ def output_size(n, kernel_size, stride=1, padding=0, dilation=1):
     (16, 8, 6)
     """
     sizes, scalar = _scalar_or_tuple(n, "n")
-    ndim = len(sizes)
     for v in sizes:
         if v < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
@@ -77,13 +76,10 @@ def transposed_output_size(n, kernel_size, stride=1, padding=0, output_padding=0
     """
     sizes, scalar = _scalar_or_tuple(n, "n")
     ndim = len(sizes)
-    k = int_tuple(kernel_size, ndim, "kernel_size")
-    s = int_tuple(stride, ndim, "stride")
-    d = int_tuple(dilation, ndim, "dilation")
-    op = int_tuple(output_padding, ndim, "output_padding", minimum=0)
     if isinstance(padding, str):
         raise ValueError(f"padding of a transposed convolution must be ints, got {padding!r}")
-    pads = resolve_padding(padding, ndim, k, s, d)
+    k, s, d, pads = window_params(ndim, kernel_size, stride, padding, dilation)
+    op = int_tuple(output_padding, ndim, "output_padding", minimum=0)
     for o, si, di in zip(op, s, d):
         if o >= si and o >= di:
             raise ValueError(
