@@ -16,6 +16,8 @@ one block of output rows at a time, into buffers reused across a batch.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 
 import numpy as np
@@ -109,11 +111,18 @@ def batch_columns(x, geo, dtype):
     return cols
 
 
+@functools.lru_cache(maxsize=512)
+def _scatter_indices(kernel_size, stride, dilation, out):
+    """(destination, source) index pairs of every kernel tap, in tap order: built once per geometry."""
+    lead = (slice(None), slice(None))
+    return tuple((lead + _tap_slices(tap, stride, dilation, out), lead + tap)
+                 for tap in itertools.product(*(range(k) for k in kernel_size)))
+
+
 def col2im_add(cols, xp, kernel_size, stride, dilation, out):
     """Add the columns ``cols`` (N, C, *k, *out) into the padded array ``xp`` in place (the scatter)."""
-    for tap in np.ndindex(*kernel_size):
-        xp[(slice(None), slice(None)) + _tap_slices(tap, stride, dilation, out)] += \
-            cols[(slice(None), slice(None)) + tap]
+    for dst, src in _scatter_indices(tuple(kernel_size), tuple(stride), tuple(dilation), tuple(out)):
+        xp[dst] += cols[src]
     return xp
 
 
