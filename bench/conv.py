@@ -19,6 +19,7 @@ Usage::
     .venv/bin/python bench/conv.py --quick       # course-sized and 56x56 shapes + memory, about a minute
     .venv/bin/python bench/conv.py --threads 1   # one thread each: steadier ratios on a shared machine
     .venv/bin/python bench/conv.py --threads 1 --paths --shapes 0,3   # every conv path forced, per op
+    .venv/bin/python bench/conv.py --threads 1 --paths --shapes 3 --block-bytes 1024,4096,16384   # block sweep
 
 ``--paths`` times every path of ``cnnmath._conv_paths`` (forward, dx, dw; the flipped dx with each
 inner forward path) on the chosen shapes, each against torch's same op in the same paired rounds,
@@ -132,8 +133,11 @@ def _case(xs, ws, kw, dtype):
     return x, w, y, g, torch_ops
 
 
-def bench_paths(xs, ws, kw, dtype, repeat):
-    """Every registered path of each op, forced, against torch's op: rows (op, path, picked, t_np, t_torch)."""
+def bench_paths(xs, ws, kw, dtype, repeat, block_sizes=(None,)):
+    """Every registered path of each op, forced, against torch's op: rows (op, path, picked, t_np, t_torch).
+
+    Paths that cut columns into row blocks run once per size in ``block_sizes`` (None: the default).
+    """
     import importlib
 
     import torch
@@ -144,22 +148,37 @@ def bench_paths(xs, ws, kw, dtype, repeat):
     x, w, y, g, torch_ops = _case(xs, ws, kw, dtype)
     geo = conv_geometry(xs, ws, kw.get("stride", 1), kw.get("padding", 0), 1, 1)
     rule = paths.route_for(geo, xs[0], dtype)
-    n, R = xs[0], paths.Route
-    candidates = [("forward", name, rule.forward == name, (lambda r: lambda: paths.forward(x, w, geo, dtype, r))(
-        R(name, "", ""))) for name in paths.FORWARD_PATHS]
+    n = xs[0]
+    default = paths.Route("", "", "").block_bytes
+
+    def R(f, i, g, flipped_forward=None, block=None):
+        return paths.Route(f, i, g, default if block is None else block, flipped_forward)
+
+    def sizes(blocked):
+        return block_sizes if blocked else (None,)
+
+    def tag(label, block):
+        return label if block is None else f"{label}@{block >> 10}K"
+
+    candidates = [("forward", tag(name, b), rule.forward == name and b in (None, default),
+                   (lambda r: lambda: paths.forward(x, w, geo, dtype, r))(R(name, "", "", block=b)))
+                  for name in paths.FORWARD_PATHS for b in sizes(name == "blocked")]
     for name in paths.INPUT_GRAD_PATHS:
         if name == "flipped" and not geo.unit_stride:
             continue
-        for inner in (paths.FORWARD_PATHS if name == "flipped" else [None]):
-            route = R("", name, "", flipped_forward=inner)
-            label = name if inner is None else f"{name}({inner})"
+        for inner, b in ((i, b) for i in (paths.FORWARD_PATHS if name == "flipped" else [None])
+                         for b in sizes("blocked" in (name, i))):
+            route = R("", name, "", flipped_forward=inner, block=b)
+            label = tag(name if inner is None else f"{name}({inner})", b)
             picked = rule.input_grad == name and (inner is None or inner == paths.route_for(
                 conv_geometry(g.shape, (ws[1], ws[0]) + ws[2:], 1, tuple(
                     (d * (k - 1) - pb, d * (k - 1) - pa) for k, d, (pb, pa) in zip(geo.k, geo.d, geo.pads)), geo.d, 1),
                 n, dtype).forward) if name == "flipped" else rule.input_grad == name
+            picked = picked and b in (None, default)
             candidates.append(("dx", label, picked, (lambda r: lambda: paths.input_grad(g, w, geo, n, dtype, r))(route)))
-    candidates += [("dw", name, rule.weight_grad == name, (lambda r: lambda: paths.weight_grad(g, x, geo, dtype, r))(
-        R("", "", name))) for name in paths.WEIGHT_GRAD_PATHS]
+    candidates += [("dw", tag(name, b), rule.weight_grad == name and b in (None, default),
+                    (lambda r: lambda: paths.weight_grad(g, x, geo, dtype, r))(R("", "", name, block=b)))
+                   for name in paths.WEIGHT_GRAD_PATHS for b in sizes(name == "blocked")]
     rows = []
     with torch.no_grad():
         for op, label, picked, f in candidates:
@@ -248,6 +267,8 @@ def main():
     ap.add_argument("--shapes", type=str, default=None, help=f"comma-separated shape indices (0-{len(SHAPES) - 1})")
     ap.add_argument("--paths", action="store_true",
                     help="time every conv path, forced, against torch (instead of the public functions)")
+    ap.add_argument("--block-bytes", type=str, default=None,
+                    help="with --paths: comma-separated column-block sizes in KiB for the blocked paths (a sweep)")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--threads", type=int, default=2,
                     help="threads for both libraries (default 2; 1 gives steadier ratios on a busy machine)")
@@ -265,13 +286,14 @@ def main():
         print(f"numpy matmul peak ({np.dtype(dt).name}, 1024^3): {pk:.1f} GFLOP/s")
     print()
     if args.paths:
-        print(f"{'shape':44s} {'dtype':7s} {'op':7s} {'path':16s} {'cnnmath ms':>10s} {'torch ms':>9s} {'ratio':>6s}")
+        print(f"{'shape':44s} {'dtype':7s} {'op':7s} {'path':24s} {'cnnmath ms':>10s} {'torch ms':>9s} {'ratio':>6s}")
         for dt in (np.float64, np.float32):
             for i in idx:
                 name, xs, ws, kw = SHAPES[i]
-                for op, label, picked, tn, tt in bench_paths(xs, ws, kw, dt, repeat):
+                blocks = tuple(int(v) << 10 for v in args.block_bytes.split(",")) if args.block_bytes else (None,)
+                for op, label, picked, tn, tt in bench_paths(xs, ws, kw, dt, repeat, blocks):
                     mark = "*" if picked else " "
-                    print(f"{name:44s} {np.dtype(dt).name:7s} {op:7s} {mark}{label:15s} {tn * 1e3:10.3f} "
+                    print(f"{name:44s} {np.dtype(dt).name:7s} {op:7s} {mark}{label:23s} {tn * 1e3:10.3f} "
                           f"{tt * 1e3:9.3f} {tn / tt:6.2f}", flush=True)
         return
     header = f"{'shape':44s} {'dtype':7s} {'op':7s} {'cnnmath ms':>10s} {'torch ms':>9s} {'ratio':>6s} " \
