@@ -18,6 +18,13 @@ Usage::
     .venv/bin/python bench/conv.py               # all shapes (~5 min on 2 quiet cores, more on busy ones)
     .venv/bin/python bench/conv.py --quick       # course-sized and 56x56 shapes + memory, about a minute
     .venv/bin/python bench/conv.py --threads 1   # one thread each: steadier ratios on a shared machine
+    .venv/bin/python bench/conv.py --threads 1 --paths --shapes 0,3   # every conv path forced, per op
+    .venv/bin/python bench/conv.py --threads 1 --paths --shapes 3 --block-bytes 1024,4096,16384   # block sweep
+
+``--paths`` times every path of ``cnnmath._conv_paths`` (forward, dx, dw; the flipped dx with each
+inner forward path) on the chosen shapes, each against torch's same op in the same paired rounds,
+and marks with ``*`` the path the rule (``route_for``) picks: the evidence for the rule and for
+keeping each dx form.
 """
 
 
@@ -45,8 +52,11 @@ SHAPES = [
     ("conv2d stem N=32 C=3 224x224 O=64 k7 s2 p3", (32, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3)),
     ("conv3d N=2 C=16 32^3 O=32 k3", (2, 16, 32, 32, 32), (32, 16, 3, 3, 3), dict()),
     ("conv1d N=16 C=32 L=4096 O=64 k9", (16, 32, 4096), (64, 32, 9), dict()),
+    # the size of the exercises' hidden tests (solutions/_sources/conv*.nb.txt draw N, C, O in 1-3, k in 1-3,
+    # stride 1-3, padding 0-2, a few pixels more than the kernel)
+    ("conv2d exercise N=2 C=2 7x6 O=3 k3 s2 p1", (2, 2, 7, 6), (3, 2, 3, 3), dict(stride=2, padding=1)),
 ]
-QUICK = [0, 1]
+QUICK = [0, 5, 1]
 
 
 def paired_times(f_a, f_b, repeat, rounds=3, min_time=0.2, max_calls=2000, pause=0.3):
@@ -96,7 +106,7 @@ def flops(x_shape, w_shape, out_shape):
     return 2 * int(np.prod(out_shape)) * int(np.prod(w_shape[1:]))
 
 
-def bench_shape(name, xs, ws, kw, dtype, repeat):
+def _case(xs, ws, kw, dtype):
     import torch
 
     import cnnmath
@@ -118,10 +128,75 @@ def bench_shape(name, xs, ws, kw, dtype, repeat):
         return lambda: torch.ops.aten.convolution_backward(gt, xt, wt, None, stride, padding, [1] * ndim,
                                                            False, [0] * ndim, 1, mask)
 
+    torch_ops = {"forward": lambda: tf(xt, wt, **kw), "dx": t_back([True, False, False]),
+                 "dw": t_back([False, True, False])}
+    return x, w, y, g, torch_ops
+
+
+def bench_paths(xs, ws, kw, dtype, repeat, block_sizes=(None,)):
+    """Every registered path of each op, forced, against torch's op: rows (op, path, picked, t_np, t_torch).
+
+    Paths that cut columns into row blocks run once per size in ``block_sizes`` (None: the default).
+    """
+    import importlib
+
+    import torch
+
+    from cnnmath._geometry import conv_geometry
+
+    paths = importlib.import_module("cnnmath._conv_paths")
+    x, w, y, g, torch_ops = _case(xs, ws, kw, dtype)
+    geo = conv_geometry(xs, ws, kw.get("stride", 1), kw.get("padding", 0), 1, 1)
+    rule = paths.route_for(geo, xs[0], dtype)
+    n = xs[0]
+    default = paths.Route("", "", "").block_bytes
+
+    def R(f, i, g, flipped_forward=None, block=None):
+        return paths.Route(f, i, g, default if block is None else block, flipped_forward)
+
+    def sizes(blocked):
+        return block_sizes if blocked else (None,)
+
+    def tag(label, block):
+        return label if block is None else f"{label}@{block >> 10}K"
+
+    candidates = [("forward", tag(name, b), rule.forward == name and b in (None, default),
+                   (lambda r: lambda: paths.forward(x, w, geo, dtype, r))(R(name, "", "", block=b)))
+                  for name in paths.FORWARD_PATHS for b in sizes(name == "blocked")]
+    for name in paths.INPUT_GRAD_PATHS:
+        if name == "flipped" and not geo.unit_stride:
+            continue
+        for inner, b in ((i, b) for i in (paths.FORWARD_PATHS if name == "flipped" else [None])
+                         for b in sizes("blocked" in (name, i))):
+            route = R("", name, "", flipped_forward=inner, block=b)
+            label = tag(name if inner is None else f"{name}({inner})", b)
+            picked = rule.input_grad == name and (inner is None or inner == paths.route_for(
+                conv_geometry(g.shape, (ws[1], ws[0]) + ws[2:], 1, tuple(
+                    (d * (k - 1) - pb, d * (k - 1) - pa) for k, d, (pb, pa) in zip(geo.k, geo.d, geo.pads)), geo.d, 1),
+                n, dtype).forward) if name == "flipped" else rule.input_grad == name
+            picked = picked and b in (None, default)
+            candidates.append(("dx", label, picked, (lambda r: lambda: paths.input_grad(g, w, geo, n, dtype, r))(route)))
+    candidates += [("dw", tag(name, b), rule.weight_grad == name and b in (None, default),
+                    (lambda r: lambda: paths.weight_grad(g, x, geo, dtype, r))(R("", "", name, block=b)))
+                   for name in paths.WEIGHT_GRAD_PATHS for b in sizes(name == "blocked")]
+    rows = []
+    with torch.no_grad():
+        for op, label, picked, f in candidates:
+            tn, tt = paired_times(f, torch_ops[op], repeat)
+            rows.append((op, label, picked, statistics.median(tn), statistics.median(tt)))
+    return rows
+
+
+def bench_shape(name, xs, ws, kw, dtype, repeat):
+    import torch
+
+    import cnnmath
+
+    x, w, y, g, torch_ops = _case(xs, ws, kw, dtype)
     ops = {
-        "forward": (lambda: cnnmath.conv(x, w, **kw), lambda: tf(xt, wt, **kw)),
-        "dx": (lambda: cnnmath.conv_input_grad(g, xs, w, **kw), t_back([True, False, False])),
-        "dw": (lambda: cnnmath.conv_weight_grad(g, x, ws, **kw), t_back([False, True, False])),
+        "forward": (lambda: cnnmath.conv(x, w, **kw), torch_ops["forward"]),
+        "dx": (lambda: cnnmath.conv_input_grad(g, xs, w, **kw), torch_ops["dx"]),
+        "dw": (lambda: cnnmath.conv_weight_grad(g, x, ws, **kw), torch_ops["dw"]),
     }
     rows = []
     fl = flops(xs, ws, y.shape)
@@ -189,7 +264,11 @@ def memory(dtype, threads=2):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats, two shapes, still prints everything")
-    ap.add_argument("--shapes", type=str, default=None, help="comma-separated shape indices (0-4)")
+    ap.add_argument("--shapes", type=str, default=None, help=f"comma-separated shape indices (0-{len(SHAPES) - 1})")
+    ap.add_argument("--paths", action="store_true",
+                    help="time every conv path, forced, against torch (instead of the public functions)")
+    ap.add_argument("--block-bytes", type=str, default=None,
+                    help="with --paths: comma-separated column-block sizes in KiB for the blocked paths (a sweep)")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--threads", type=int, default=2,
                     help="threads for both libraries (default 2; 1 gives steadier ratios on a busy machine)")
@@ -206,6 +285,17 @@ def main():
     for dt, pk in peaks.items():
         print(f"numpy matmul peak ({np.dtype(dt).name}, 1024^3): {pk:.1f} GFLOP/s")
     print()
+    if args.paths:
+        print(f"{'shape':44s} {'dtype':7s} {'op':7s} {'path':24s} {'cnnmath ms':>10s} {'torch ms':>9s} {'ratio':>6s}")
+        for dt in (np.float64, np.float32):
+            for i in idx:
+                name, xs, ws, kw = SHAPES[i]
+                blocks = tuple(int(v) << 10 for v in args.block_bytes.split(",")) if args.block_bytes else (None,)
+                for op, label, picked, tn, tt in bench_paths(xs, ws, kw, dt, repeat, blocks):
+                    mark = "*" if picked else " "
+                    print(f"{name:44s} {np.dtype(dt).name:7s} {op:7s} {mark}{label:23s} {tn * 1e3:10.3f} "
+                          f"{tt * 1e3:9.3f} {tn / tt:6.2f}", flush=True)
+        return
     header = f"{'shape':44s} {'dtype':7s} {'op':7s} {'cnnmath ms':>10s} {'torch ms':>9s} {'ratio':>6s} " \
              f"{'r(min)':>6s} {'GFLOP/s':>8s} {'% peak':>6s}"
     print(header)

@@ -85,6 +85,8 @@ CASES = [
     ((6, 5, 7), 4, 4, (2, 3, 3), dict(stride=(2, 1, 2), dilation=(1, 2, 1), groups=2), True),
     ((5, 5, 5), 2, 2, (3, 2, 3), dict(padding=((1, 0), (0, 1), (2, 2))), False),
     ((4, 5, 4), 2, 2, (3, 3, 3), dict(padding="same"), True),
+    # 1x1, stride 1, unpadded: the columns are the input itself (appended: GRAD_CASES index the list)
+    ((6, 5), 4, 3, (1, 1), dict(), True),
 ]
 IDS = [f"{len(c[0])}d-{i}-" + ",".join(f"{k}={v}" for k, v in c[4].items()) for i, c in enumerate(CASES)]
 
@@ -104,55 +106,6 @@ def test_forward_and_backward_match_torch_float64(case):
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_every_internal_path_matches_torch(case, monkeypatch):
-    """The lean whole-batch path, row blocking of the columns and both dx forms (flipped-kernel
-    convolution, col2im scatter) give torch's results, whichever the size heuristics pick."""
-    import importlib
-
-    conv_module = importlib.import_module("cnnmath.conv")  # the module (cnnmath.conv is the function)
-    x, w, b, kw = make_conv_case(case)
-    dout = np.random.default_rng(1).standard_normal(conv(x, w, b, **kw).shape)
-    t_out, t_dx, t_dw, _ = torch_conv(x, w, b, grad=dout, **kw)
-    for lean in (-1, 1 << 30):  # -1: never the lean whole-batch path; huge: always it
-        monkeypatch.setattr(conv_module, "_LEAN_BYTES", lean)
-        for block in (1, 1 << 20):  # 1: one output row per im2col block
-            monkeypatch.setattr(conv_module, "_BLOCK_BYTES", block)
-            for small in (0, 1 << 30):  # 0: col2im unless C_out <= C_in; huge: flipped whenever stride is 1
-                monkeypatch.setattr(conv_module, "_SMALL_COLUMNS", small)
-                what = f"(_LEAN_BYTES={lean}, _BLOCK_BYTES={block}, _SMALL_COLUMNS={small})"
-                assert_array_close(conv(x, w, b, **kw), t_out, rtol=1e-10, atol=1e-10, what=f"forward {what}")
-                dx, dw, _ = conv_backward(dout, x, w, **kw)
-                assert_array_close(dx, t_dx, rtol=1e-10, atol=1e-10, what=f"dx {what}")
-                assert_array_close(dw, t_dw, rtol=1e-10, atol=1e-10, what=f"dw {what}")
-                if lean:  # the lean path does not look at the block size or the dx heuristic
-                    break
-            if lean:
-                break
-    monkeypatch.setattr(conv_module, "_LEAN_BYTES", -1)
-    for block in (1, 1 << 20):
-        monkeypatch.setattr(conv_module, "_BLOCK_BYTES", block)
-        geo = conv_module._Geometry(x.shape, w.shape, kw.get("stride", 1), kw.get("padding", 0),
-                                    kw.get("dilation", 1), kw.get("groups", 1))
-        assert_array_close(conv_module._input_grad_col2im(dout, w, geo, x.shape[0], np.float64), t_dx,
-                           rtol=1e-10, atol=1e-10, what=f"dx via col2im (_BLOCK_BYTES={block})")
-
-
-@pytest.mark.parametrize("lean", [-1, 1 << 30], ids=["blocked", "lean"])
-@pytest.mark.parametrize("kw", [dict(padding=1), dict(stride=2, padding=1)], ids=["s1", "s2"])
-def test_empty_batch_on_every_path(lean, kw, monkeypatch):
-    """N = 0 gives empty outputs and dx, and a zero dw, whichever path runs."""
-    import importlib
-
-    monkeypatch.setattr(importlib.import_module("cnnmath.conv"), "_LEAN_BYTES", lean)
-    x, w = np.zeros((0, 3, 8, 8)), np.ones((4, 3, 3, 3))
-    out = conv(x, w, **kw)
-    assert out.shape == (0, 4) + out.shape[2:] and out.dtype == np.float64
-    dx, dw, db = conv_backward(np.zeros(out.shape), x, w, **kw)
-    assert dx.shape == x.shape and dw.shape == w.shape and db.shape == (4,)
-    assert not dw.any() and not db.any()
-
-
-@pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_float32_preserved_and_close_to_torch(case):
     """float32 inputs give float32 outputs and gradients, within float32 rounding of torch."""
     x, w, b, kw = make_conv_case(case, dtype=np.float32)
@@ -168,20 +121,33 @@ NAIVE_CASES = [c for c in CASES if np.prod(c[0]) <= 80]
 
 
 @pytest.mark.parametrize("case", NAIVE_CASES, ids=[IDS[CASES.index(c)] for c in NAIVE_CASES])
-@pytest.mark.parametrize("lean", [-1, 1 << 30], ids=["blocked", "lean"])
-def test_fast_matches_naive_twin(case, lean, monkeypatch):
-    """The im2col/GEMM paths (blocked per image, and lean whole-batch) and the formula loops
-    (eq. 9.7/9.8, 9.11, 9.13) agree."""
+@pytest.mark.parametrize("path", ["lean", "blocked"])
+def test_fast_matches_naive_twin(case, path):
+    """The im2col/GEMM paths (lean whole-batch, and blocked per image with every dx form) and the
+    formula loops (eq. 9.7/9.8, 9.11, 9.13) agree; the public functions too."""
     import importlib
 
-    monkeypatch.setattr(importlib.import_module("cnnmath.conv"), "_LEAN_BYTES", lean)
-    x, w, b, kw = make_conv_case(case, n=2 if lean else 1)
-    out = conv(x, w, b, **kw)
-    assert_array_close(out, conv_naive(x, w, b, **kw), rtol=1e-12, atol=1e-12, what="conv vs conv_naive")
-    dout = np.random.default_rng(2).standard_normal(out.shape)
-    for got, ref, name in zip(conv_backward(dout, x, w, **kw), conv_backward_naive(dout, x, w, **kw),
-                              ("dx", "dw", "db")):
-        assert_array_close(got, ref, rtol=1e-12, atol=1e-12, what=f"{name} vs naive")
+    from cnnmath._geometry import conv_geometry
+
+    paths = importlib.import_module("cnnmath._conv_paths")
+    x, w, b, kw = make_conv_case(case, n=2)
+    ref = conv_naive(x, w, b, **kw)
+    assert_array_close(conv(x, w, b, **kw), ref, rtol=1e-12, atol=1e-12, what="conv vs conv_naive")
+    dout = np.random.default_rng(2).standard_normal(ref.shape)
+    ref_dx, ref_dw, ref_db = conv_backward_naive(dout, x, w, **kw)
+    for got, want, name in zip(conv_backward(dout, x, w, **kw), (ref_dx, ref_dw, ref_db), ("dx", "dw", "db")):
+        assert_array_close(got, want, rtol=1e-12, atol=1e-12, what=f"{name} vs naive")
+    geo = conv_geometry(x.shape, w.shape, kw.get("stride", 1), kw.get("padding", 0), kw.get("dilation", 1),
+                        kw.get("groups", 1))
+    dx_forms = ["lean"] if path == "lean" else ["blocked"] + (["flipped"] if geo.unit_stride else [])
+    for dx_form in dx_forms:
+        route = paths.Route(path, dx_form, path, block_bytes=1)  # blocked: one output row per block
+        out = paths.forward(x, w, geo, np.float64, route) + (0 if b is None else b.reshape((-1,) + (1,) * geo.ndim))
+        assert_array_close(out, ref, rtol=1e-12, atol=1e-12, what=f"forward {route} vs naive")
+        assert_array_close(paths.input_grad(dout, w, geo, 2, np.float64, route), ref_dx, rtol=1e-12, atol=1e-12,
+                           what=f"dx {route} vs naive")
+        assert_array_close(paths.weight_grad(dout, x, geo, np.float64, route), ref_dw, rtol=1e-12, atol=1e-12,
+                           what=f"dw {route} vs naive")
 
 
 GRAD_CASES = [CASES[1], CASES[2], CASES[8], CASES[9], CASES[12], CASES[17]]

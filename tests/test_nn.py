@@ -424,7 +424,36 @@ def test_docstring_examples():
     """The examples in cnnmath.nn's docstrings run and print what they claim."""
     import doctest
 
-    import cnnmath.nn
+    import importlib
 
-    result = doctest.testmod(cnnmath.nn, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0 and result.attempted > 0
+    attempted = 0
+    for name in ("functional", "losses", "layers", "model"):
+        module = importlib.import_module(f"cnnmath.nn.{name}")
+        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0, f"cnnmath.nn.{name}: {result.failed} docstring examples failed"
+        attempted += result.attempted
+    assert attempted > 0
+
+
+def test_nn_package_keeps_the_public_api():
+    """cnnmath.nn is a package (functional, losses, layers, model) whose names are the old module's,
+    all importable from cnnmath.nn and from cnnmath, each defined in exactly one submodule."""
+    import importlib
+
+    import cnnmath
+    import cnnmath.nn as nn
+
+    names = ["relu", "relu_backward", "sigmoid", "sigmoid_backward", "softmax", "softmax_backward", "log_softmax",
+             "mse_loss", "mse_loss_backward", "cross_entropy", "cross_entropy_backward", "cross_entropy_from_logits",
+             "cross_entropy_from_logits_backward", "dense", "dense_backward", "flatten", "flatten_backward", "Layer",
+             "Conv", "ReLU", "Sigmoid", "Softmax", "MaxPool", "AvgPool", "Flatten", "Dense", "Sequential", "sgd_step"]
+    assert sorted(nn.__all__) == sorted(names)
+    homes = {}
+    for sub in ("functional", "losses", "layers", "model"):
+        module = importlib.import_module(f"cnnmath.nn.{sub}")
+        for name in module.__all__:
+            assert name not in homes, f"{name} exported by both cnnmath.nn.{homes[name]} and cnnmath.nn.{sub}"
+            homes[name] = sub
+            assert getattr(nn, name) is getattr(module, name) is getattr(cnnmath, name)
+            assert getattr(module, name).__doc__, f"cnnmath.nn.{sub}.{name} lost its docstring"
+    assert set(homes) == set(names)

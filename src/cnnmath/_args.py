@@ -28,10 +28,15 @@ __all__ = [
     "int_tuple",
     "resolve_padding",
     "check_groups",
+    "check_x_w",
+    "check_bias",
+    "check_dout",
+    "is_int",
 ]
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
+    """True for an integer that is not a bool (``numbers.Integral``: Python and NumPy ints)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
@@ -99,9 +104,9 @@ def int_tuple(value, ndim: int, name: str, minimum: int = 1) -> tuple[int, ...]:
     (1, 2)
     """
     word = "positive" if minimum == 1 else ("non-negative" if minimum == 0 else f">= {minimum}")
-    if _is_int(value):
+    if is_int(value):
         values = (int(value),) * ndim
-    elif isinstance(value, (tuple, list)) and all(_is_int(v) for v in value):
+    elif isinstance(value, (tuple, list)) and all(is_int(v) for v in value):
         if len(value) != ndim:
             raise ValueError(
                 f"{name} must be an int or a tuple of {ndim} ints (one per spatial dimension), got {value!r}"
@@ -146,7 +151,7 @@ def resolve_padding(padding, ndim: int, kernel_size: Sequence[int], stride: Sequ
         if mode == "full":
             return tuple((e, e) for e in eff)
         raise ValueError(f'padding must be an int, a tuple, or one of "valid", "same", "full", got {padding!r}')
-    if _is_int(padding):
+    if is_int(padding):
         if padding < 0:
             raise ValueError(f"padding must be a non-negative int, got {padding}")
         return tuple((int(padding), int(padding)) for _ in range(ndim))
@@ -157,9 +162,9 @@ def resolve_padding(padding, ndim: int, kernel_size: Sequence[int], stride: Sequ
             )
         pairs = []
         for p in padding:
-            if _is_int(p):
+            if is_int(p):
                 pairs.append((int(p), int(p)))
-            elif isinstance(p, (tuple, list)) and len(p) == 2 and all(_is_int(v) for v in p):
+            elif isinstance(p, (tuple, list)) and len(p) == 2 and all(is_int(v) for v in p):
                 pairs.append((int(p[0]), int(p[1])))
             else:
                 raise TypeError(
@@ -173,7 +178,7 @@ def resolve_padding(padding, ndim: int, kernel_size: Sequence[int], stride: Sequ
 
 def check_groups(groups, c_in: int, c_out: int) -> int:
     """Validate ``groups`` against the input and output channel counts."""
-    if not _is_int(groups) or groups < 1:
+    if not is_int(groups) or groups < 1:
         raise ValueError(f"groups must be a positive int, got {groups!r}")
     if c_in % groups:
         raise ValueError(f"groups={groups} must divide the input channels C_in={c_in}")
@@ -185,3 +190,31 @@ def check_groups(groups, c_in: int, c_out: int) -> int:
 def _short_repr(x, limit: int = 60) -> str:
     r = repr(x)
     return r if len(r) <= limit else r[: limit - 3] + "..."
+
+
+def check_x_w(x, w, w_layout="(C_out, C_in/groups, *kernel)"):
+    """Convert ``x`` (N, C_in, *spatial) and ``w`` (``w_layout``, same rank as ``x``) to float arrays."""
+    x = as_float_array(x, "x")
+    w = as_float_array(w, "w")
+    check_rank(x, "x", min_ndim=3, layout="(N, C_in, *spatial)")
+    check_rank(w, "w", ndim=x.ndim, layout=f"{w_layout} with as many kernel dims as x has spatial dims")
+    return x, w
+
+
+def check_bias(b, c_out, dtype):
+    """``b`` as a (C_out,) array of ``dtype``, or None."""
+    if b is None:
+        return None
+    b = as_float_array(b, "b")
+    if b.shape != (c_out,):
+        raise ValueError(f"b must have shape (C_out,) = ({c_out},), got shape {b.shape}")
+    return b.astype(dtype, copy=False)
+
+
+def check_dout(dout, n, geo, dtype):
+    """``dout`` as an array of ``dtype`` with the convolution output's shape (n, C_out, *out) of ``geo``."""
+    dout = as_float_array(dout, "dout")
+    expected = (n, geo.c_out) + geo.out
+    if dout.shape != expected:
+        raise ValueError(f"dout must have the output's shape {expected}, got {dout.shape}")
+    return dout.astype(dtype, copy=False)

@@ -43,7 +43,8 @@ from math import prod
 
 import numpy as np
 
-from ._args import _is_int, check_groups, int_tuple, resolve_padding
+from ._args import check_groups, int_tuple, is_int
+from ._geometry import window_geometry
 from .sizes import output_size
 
 __all__ = [
@@ -61,9 +62,9 @@ __all__ = [
 
 
 def _shape(in_shape, name="in_shape", min_ndim=1):
-    if _is_int(in_shape):
+    if is_int(in_shape):
         in_shape = (in_shape,)
-    if not isinstance(in_shape, (tuple, list)) or not all(_is_int(v) for v in in_shape):
+    if not isinstance(in_shape, (tuple, list)) or not all(is_int(v) for v in in_shape):
         raise TypeError(f"{name} must be a tuple of ints (channels-first, no batch), got {in_shape!r}")
     if len(in_shape) < min_ndim:
         raise ValueError(f"{name} must have at least {min_ndim} entries, got {in_shape!r}")
@@ -73,7 +74,7 @@ def _shape(in_shape, name="in_shape", min_ndim=1):
 
 
 def _positive(value, name):
-    if not _is_int(value) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
 
@@ -175,16 +176,12 @@ def conv_macs(in_shape, out_channels, kernel_size, stride=1, padding=0, dilation
     """
     c_in, spatial = _feature_map(in_shape)
     c_out = _positive(out_channels, "out_channels")
-    ndim = len(spatial)
-    k = int_tuple(kernel_size, ndim, "kernel_size")
-    s = int_tuple(stride, ndim, "stride")
-    d = int_tuple(dilation, ndim, "dilation")
+    geo = window_geometry(spatial, kernel_size, stride, padding, dilation)
+    k, s, d, pads, out = geo.k, geo.s, geo.d, geo.pads, geo.out
     g = check_groups(groups, c_in, c_out)
-    out = output_size(spatial, k, s, padding, d)
     per_filter = (c_in // g)
     if count_padding:
         return prod(out) * c_out * per_filter * prod(k)
-    pads = resolve_padding(padding, ndim, k, s, d)
     taps = 1
     # Along each dimension count the (output, tap) pairs that land inside the input;
     # the window is a product of intervals, so the totals multiply.

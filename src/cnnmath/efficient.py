@@ -54,7 +54,8 @@ from math import prod
 import numpy as np
 
 from . import accounting as _acc
-from ._args import as_float_array, check_rank, int_tuple, resolve_padding
+from ._args import as_float_array, check_rank, int_tuple
+from ._geometry import window_params
 
 __all__ = [
     "depthwise_separable_conv",
@@ -240,9 +241,7 @@ def separable_cost_ratio(c_out, kernel_size, ndim=None):
 def _split3(x_shape, ws_shape, wt_shape, stride, padding, dilation):
     """Per-stage stride/padding/dilation of the spatial (1,k,k) and temporal (t,1,1) convolutions."""
     kt, kh, kw = wt_shape[2], ws_shape[3], ws_shape[4]
-    s = int_tuple(stride, 3, "stride")
-    d = int_tuple(dilation, 3, "dilation")
-    pads = resolve_padding(padding, 3, (kt, kh, kw), s, d)
+    _, s, d, pads = window_params(3, (kt, kh, kw), stride, padding, dilation)
     spatial = dict(stride=(1, s[1], s[2]), padding=((0, 0), pads[1], pads[2]), dilation=(1, d[1], d[2]))
     temporal = dict(stride=(s[0], 1, 1), padding=(pads[0], (0, 0), (0, 0)), dilation=(d[0], 1, 1))
     return spatial, temporal

@@ -36,73 +36,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._args import as_float_array, check_rank, int_tuple, resolve_padding
-from .sizes import padded_output_size
-from .windows import pad_spatial
+from ._args import as_float_array, check_rank
+from ._columns import col2im_padded, crop, im2col_padded, pad_spatial
+from ._geometry import window_geometry
 
 __all__ = ["im2col", "col2im"]
-
-
-def _tap_slices(offset, stride, dilation, out):
-    """Slices of the padded input read by kernel offset ``offset`` at every output position."""
-    return tuple(slice(j * d, j * d + s * (o - 1) + 1, s)
-                 for j, s, d, o in zip(offset, stride, dilation, out))
-
-
-def _window_view(src, lead, kernel_size, stride, dilation, out):
-    """Read-only view ``(*src.shape[:lead], *k, *out)`` of every window of the padded ``src``.
-
-    The kernel-offsets-first order of the columns (:func:`cnnmath.sliding_windows` puts the
-    output positions first): ``view[..., j, o] = src[..., o * s + j * d]``.
-    """
-    st = src.strides[lead:]
-    shape = src.shape[:lead] + tuple(kernel_size) + tuple(out)
-    strides = (src.strides[:lead] + tuple(a * d for a, d in zip(st, dilation))
-               + tuple(a * s for a, s in zip(st, stride)))
-    if src.flags.c_contiguous:  # cheaper than as_strided, same view
-        view = np.ndarray(shape, src.dtype, buffer=src, strides=strides)
-        view.flags.writeable = False
-        return view
-    return np.lib.stride_tricks.as_strided(src, shape=shape, strides=strides, writeable=False)
-
-
-def _im2col_padded(xp, kernel_size, stride, dilation, out):
-    """im2col of an already padded ``xp``: contiguous (N, C, *k, *out) array.
-
-    One copy of the read-only sliding-window view, reordered so that the kernel
-    offsets come before the output positions (the view itself is (N, C, *out, *k)).
-    """
-    n, c = xp.shape[:2]
-    k = tuple(kernel_size)
-    ndim = len(k)
-    if all(v == 1 for v in k):  # 1x1 kernels: the columns are the (strided) input itself
-        view = xp[(slice(None), slice(None)) + _tap_slices((0,) * ndim, stride, dilation, out)]
-        return np.ascontiguousarray(view).reshape((n, c) + k + tuple(out))
-    return np.ascontiguousarray(_window_view(xp, 2, k, stride, dilation, out))
-
-
-def _col2im_add(cols, xp, kernel_size, stride, dilation, out):
-    """Add the columns ``cols`` (N, C, *k, *out) into the padded array ``xp`` in place (the scatter)."""
-    for tap in np.ndindex(*kernel_size):
-        xp[(slice(None), slice(None)) + _tap_slices(tap, stride, dilation, out)] += \
-            cols[(slice(None), slice(None)) + tap]
-    return xp
-
-
-def _col2im_padded(cols, padded_shape, kernel_size, stride, dilation, out):
-    """Adjoint of :func:`_im2col_padded`: cols (N, C, *k, *out) -> padded input (N, C, *padded)."""
-    xp = np.zeros(padded_shape, dtype=cols.dtype)
-    return _col2im_add(cols, xp, tuple(kernel_size), stride, dilation, out)
-
-
-def _geometry(x_shape, kernel_size, stride, padding, dilation):
-    ndim = len(x_shape) - 2
-    k = int_tuple(kernel_size, ndim, "kernel_size")
-    s = int_tuple(stride, ndim, "stride")
-    d = int_tuple(dilation, ndim, "dilation")
-    pads = resolve_padding(padding, ndim, k, s, d)
-    out = padded_output_size(x_shape[2:], k, s, pads, d)
-    return k, s, d, pads, out
 
 
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
@@ -129,8 +67,9 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     """
     x = as_float_array(x, "x")
     check_rank(x, "x", min_ndim=3, layout="(N, C, *spatial)")
-    k, s, d, pads, out = _geometry(x.shape, kernel_size, stride, padding, dilation)
-    cols = _im2col_padded(pad_spatial(x, pads), k, s, d, out)
+    geo = window_geometry(x.shape[2:], kernel_size, stride, padding, dilation)
+    k, s, d, pads, out = geo.k, geo.s, geo.d, geo.pads, geo.out
+    cols = im2col_padded(pad_spatial(x, pads), k, s, d, out)
     n, c = x.shape[:2]
     return cols.reshape(n, c * int(np.prod(k)), int(np.prod(out)))
 
@@ -159,7 +98,8 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
     x_shape = tuple(int(v) for v in x_shape)
     if len(x_shape) < 3:
         raise ValueError(f"x_shape must be (N, C, *spatial) with at least one spatial dimension, got {x_shape}")
-    k, s, d, pads, out = _geometry(x_shape, kernel_size, stride, padding, dilation)
+    geo = window_geometry(x_shape[2:], kernel_size, stride, padding, dilation)
+    k, s, d, pads, out = geo.k, geo.s, geo.d, geo.pads, geo.out
     n, c = x_shape[:2]
     expected = (n, c * int(np.prod(k)), int(np.prod(out)))
     if cols.shape != expected:
@@ -167,14 +107,5 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
             f"cols must have shape {expected} for x_shape={x_shape}, kernel_size={k}, "
             f"stride={s}, padding={padding!r}, dilation={d}; got {cols.shape}"
         )
-    padded = (n, c) + tuple(v + pb + pa for v, (pb, pa) in zip(x_shape[2:], pads))
-    xp = _col2im_padded(cols.reshape((n, c) + k + out), padded, k, s, d, out)
-    return _crop(xp, pads)
-
-
-def _crop(xp, pads):
-    """Remove ``(before, after)`` padding from the trailing spatial axes (a view)."""
-    if all(pb == 0 and pa == 0 for pb, pa in pads):
-        return xp
-    index = (slice(None), slice(None)) + tuple(slice(pb, xp.shape[2 + i] - pa) for i, (pb, pa) in enumerate(pads))
-    return xp[index]
+    xp = col2im_padded(cols.reshape((n, c) + k + out), (n, c) + geo.padded, k, s, d, out)
+    return crop(xp, pads)

@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._args import as_float_array, check_rank, int_tuple, resolve_padding, result_dtype
+from ._args import as_float_array, check_rank, result_dtype
+from ._columns import pad_spatial, sliding_windows
+from ._geometry import window_geometry, window_params
 from .im2col import col2im
-from .sizes import padded_output_size
-from .windows import pad_spatial, sliding_windows
 
 __all__ = [
     "locally_connected",
@@ -64,10 +64,8 @@ def _lc_args(x, w, b, stride, padding, dilation, wname="w"):
             f"({wname}.shape={w.shape})"
         )
     k = w.shape[2 + ndim:]
-    s = int_tuple(stride, ndim, "stride")
-    d = int_tuple(dilation, ndim, "dilation")
-    pads = resolve_padding(padding, ndim, k, s, d)
-    out = padded_output_size(x.shape[2:], k, s, pads, d)
+    geo = window_geometry(x.shape[2:], k, stride, padding, dilation)
+    k, s, d, pads, out = geo.k, geo.s, geo.d, geo.pads, geo.out
     if b is not None:
         b = as_float_array(b, "b")
         if b.shape != (w.shape[0],):
@@ -277,9 +275,8 @@ def tiled_conv_naive(x, k, b=None, stride=1, padding=0, dilation=1):
     ndim = len(out)
     ksz = kk.shape[2 + ndim:]
     t = kk.shape[1:1 + ndim]
-    s = int_tuple(stride, ndim, "stride")
-    d = int_tuple(dilation, ndim, "dilation")
-    xp = pad_spatial(x, resolve_padding(padding, ndim, ksz, s, d), 0.0)
+    _, s, d, pads = window_params(ndim, ksz, stride, padding, dilation)
+    xp = pad_spatial(x, pads, 0.0)
     N, C_in = x.shape[:2]
     C_out = kk.shape[0]
     z = np.zeros((N, C_out) + tuple(out), dtype=result_dtype(x, kk))

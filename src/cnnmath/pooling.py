@@ -39,9 +39,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._args import as_float_array, check_rank, int_tuple
-from .im2col import _crop, col2im
-from .sizes import padded_output_size
-from .windows import pad_spatial, sliding_windows
+from ._columns import crop, pad_spatial, sliding_windows
+from ._geometry import window_geometry
+from .im2col import col2im
 
 __all__ = [
     "max_pool",
@@ -61,7 +61,6 @@ def _pool_args(x, kernel_size, stride, padding):
     check_rank(x, "x", min_ndim=3, layout="(N, C, *spatial)")
     ndim = x.ndim - 2
     k = int_tuple(kernel_size, ndim, "kernel_size")
-    s = k if stride is None else int_tuple(stride, ndim, "stride")
     if isinstance(padding, str):
         raise TypeError(f"padding of a pooling layer must be an int or a tuple of {ndim} ints, got {padding!r}")
     p = int_tuple(padding, ndim, "padding", minimum=0)
@@ -71,9 +70,8 @@ def _pool_args(x, kernel_size, stride, padding):
                 f"padding must be at most half of kernel_size (kernel_size // 2 = {ki // 2}), "
                 f"got padding={padding!r} with kernel_size={kernel_size!r}"
             )
-    pads = tuple((pi, pi) for pi in p)
-    out = padded_output_size(x.shape[2:], k, s, pads, (1,) * ndim)
-    return x, k, s, pads, out
+    geo = window_geometry(x.shape[2:], k, k if stride is None else stride, tuple((pi, pi) for pi in p), 1)
+    return x, geo.k, geo.s, geo.pads, geo.out
 
 
 def _check_dout(dout, x, out):
@@ -248,7 +246,7 @@ def max_pool_backward_naive(dout, x, kernel_size, stride=None, padding=0):
                     if where is None or xp[(n, c) + i] > best:
                         best, where = xp[(n, c) + i], i
                 dxp[(n, c) + where] += dout[(n, c) + o]
-    return np.ascontiguousarray(_crop(dxp, pads))
+    return np.ascontiguousarray(crop(dxp, pads))
 
 
 def avg_pool_backward_naive(dout, x, kernel_size, stride=None, padding=0):
@@ -264,4 +262,4 @@ def avg_pool_backward_naive(dout, x, kernel_size, stride=None, padding=0):
                 for j in np.ndindex(*k):
                     i = tuple(oi * si + ji for oi, si, ji in zip(o, s, j))
                     dxp[(n, c) + i] += dout[(n, c) + o] / np.prod(k)
-    return np.ascontiguousarray(_crop(dxp, pads))
+    return np.ascontiguousarray(crop(dxp, pads))

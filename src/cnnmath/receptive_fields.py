@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ._args import _is_int
+from ._args import is_int
 
 __all__ = [
     "ReceptiveFieldRow",
@@ -106,7 +106,7 @@ def _parse_layer(i, layer):
             f"(kernel, stride, dilation, padding) or a dict, got {layer!r}"
         )
     for name, v, minimum in zip(_KEYS, values, (1, 1, 1, 0)):
-        if not _is_int(v) or v < minimum:
+        if not is_int(v) or v < minimum:
             word = "positive" if minimum else "non-negative"
             raise ValueError(f"layers[{i}] {name} must be a {word} int, got {v!r}")
     return tuple(int(v) for v in values)

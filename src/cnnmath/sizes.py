@@ -14,35 +14,18 @@ The transposed convolution inverts it::
 
 from __future__ import annotations
 
-from ._args import _is_int, int_tuple, resolve_padding
+from ._args import int_tuple, is_int
+from ._geometry import padded_output_size, window_geometry, window_params
 
 __all__ = ["output_size", "transposed_output_size", "padded_output_size"]
 
 
 def _scalar_or_tuple(n, name):
-    if _is_int(n):
+    if is_int(n):
         return (int(n),), True
-    if isinstance(n, (tuple, list)) and n and all(_is_int(v) for v in n):
+    if isinstance(n, (tuple, list)) and n and all(is_int(v) for v in n):
         return tuple(int(v) for v in n), False
     raise TypeError(f"{name} must be an int or a tuple of ints, got {n!r}")
-
-
-def padded_output_size(sizes, kernel_size, stride, pads, dilation, what: str = "kernel_size"):
-    """Per-dimension output sizes for already-resolved ``(before, after)`` ``pads``.
-
-    Raises ``ValueError`` when the dilated kernel is larger than the padded input.
-    """
-    out = []
-    for n, k, s, (pb, pa), d in zip(sizes, kernel_size, stride, pads, dilation):
-        span = d * (k - 1) + 1
-        padded = n + pb + pa
-        if span > padded:
-            raise ValueError(
-                f"{what}={tuple(kernel_size)} (dilated extent {span}) is larger than the padded input "
-                f"of size {padded} (input {n} + padding {pb}+{pa})"
-            )
-        out.append((padded - span) // s + 1)
-    return tuple(out)
 
 
 def output_size(n, kernel_size, stride=1, padding=0, dilation=1):
@@ -71,15 +54,10 @@ def output_size(n, kernel_size, stride=1, padding=0, dilation=1):
     (16, 8, 6)
     """
     sizes, scalar = _scalar_or_tuple(n, "n")
-    ndim = len(sizes)
     for v in sizes:
         if v < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
-    k = int_tuple(kernel_size, ndim, "kernel_size")
-    s = int_tuple(stride, ndim, "stride")
-    d = int_tuple(dilation, ndim, "dilation")
-    pads = resolve_padding(padding, ndim, k, s, d)
-    out = padded_output_size(sizes, k, s, pads, d)
+    out = window_geometry(sizes, kernel_size, stride, padding, dilation).out
     return out[0] if scalar else out
 
 
@@ -98,13 +76,10 @@ def transposed_output_size(n, kernel_size, stride=1, padding=0, output_padding=0
     """
     sizes, scalar = _scalar_or_tuple(n, "n")
     ndim = len(sizes)
-    k = int_tuple(kernel_size, ndim, "kernel_size")
-    s = int_tuple(stride, ndim, "stride")
-    d = int_tuple(dilation, ndim, "dilation")
-    op = int_tuple(output_padding, ndim, "output_padding", minimum=0)
     if isinstance(padding, str):
         raise ValueError(f"padding of a transposed convolution must be ints, got {padding!r}")
-    pads = resolve_padding(padding, ndim, k, s, d)
+    k, s, d, pads = window_params(ndim, kernel_size, stride, padding, dilation)
+    op = int_tuple(output_padding, ndim, "output_padding", minimum=0)
     for o, si, di in zip(op, s, d):
         if o >= si and o >= di:
             raise ValueError(

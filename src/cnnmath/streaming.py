@@ -39,9 +39,9 @@ from collections import deque
 
 import numpy as np
 
-from ._args import as_float_array, check_rank, int_tuple, resolve_padding, result_dtype
-from .sizes import padded_output_size
-from .windows import pad_spatial
+from ._args import as_float_array, check_rank, result_dtype
+from ._columns import pad_spatial
+from ._geometry import window_geometry, window_params
 
 __all__ = ["conv3d_stream", "volume_slices"]
 
@@ -81,9 +81,7 @@ def conv3d_stream(slices, w, b=None, stride=1, padding=0, dilation=1):
     w = as_float_array(w, "w")
     check_rank(w, "w", ndim=5, layout="(C_out, C_in, k_d, k_h, k_w)")
     k = w.shape[2:]
-    s = int_tuple(stride, 3, "stride")
-    d = int_tuple(dilation, 3, "dilation")
-    pads = resolve_padding(padding, 3, k, s, d)
+    k, s, d, pads = window_params(3, k, stride, padding, dilation)
     if b is not None:
         b = as_float_array(b, "b")
         if b.shape != (w.shape[0],):
@@ -126,7 +124,7 @@ def _stream(iterator, w, b, k, s, d, pads):
                 )
             first = a.shape
             dtype = result_dtype(a, w) if b is None else result_dtype(a, w, b)
-            out_hw = padded_output_size(a.shape[2:], k[1:], s[1:], plane_pads, d[1:])
+            out_hw = window_geometry(a.shape[2:], k[1:], s[1:], plane_pads, d[1:]).out
             geometry.update(dtype=dtype, out_hw=out_hw,
                             # wcol[c, jd, jh, jw] = w[:, c, jd, jh, jw] shaped (1, C_out, 1, 1)
                             wcol=np.moveaxis(w.astype(dtype), 0, -1).reshape(w.shape[1:] + (1, w.shape[0], 1, 1)),

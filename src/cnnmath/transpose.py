@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._args import _is_int, as_float_array, int_tuple, resolve_padding, result_dtype
-from .conv import _Geometry, _check_bias, _check_x_w as _conv_check_x_w, _forward, _input_grad, _weight_grad
+from . import _conv_paths as paths
+from ._args import as_float_array, check_bias, check_x_w, is_int, result_dtype
+from ._columns import pad_spatial
+from ._geometry import conv_geometry, window_params
 from .sizes import transposed_output_size
-from .windows import pad_spatial
 
 __all__ = ["conv_transpose", "conv_transpose_backward", "conv_transpose_naive"]
 
@@ -40,7 +41,7 @@ class _TGeometry:
 
     def __init__(self, x_shape, w_shape, stride, padding, output_padding, dilation, groups):
         ndim = len(x_shape) - 2
-        if not _is_int(groups) or groups < 1:
+        if not is_int(groups) or groups < 1:
             raise ValueError(f"groups must be a positive int, got {groups!r}")
         c_in, c_out_g = int(w_shape[0]), int(w_shape[1])
         if x_shape[1] != c_in:
@@ -58,12 +59,10 @@ class _TGeometry:
             )
         self.n = tuple(int(v) for v in x_shape[2:])
         self.m = transposed_output_size(self.n, k, stride, padding, output_padding, dilation)
-        s = int_tuple(stride, ndim, "stride")
-        d = int_tuple(dilation, ndim, "dilation")
-        pads = resolve_padding(padding, ndim, k, s, d)
+        _, s, d, pads = window_params(ndim, k, stride, padding, dilation)
         self.c_out = c_out_g * groups
         # The forward convolution (C_out channels of size m -> C_in channels) whose adjoint this is.
-        self.conv = _Geometry((x_shape[0], self.c_out) + self.m, w_shape, s, pads, d, groups)
+        self.conv = conv_geometry((x_shape[0], self.c_out) + self.m, w_shape, s, pads, d, groups)
         # With output_padding >= stride that convolution yields a few more positions than n:
         # they read only the output_padding tail, and are zero-padded (forward) / cropped (backward).
         self.extra = tuple(o - n for o, n in zip(self.conv.out, self.n))
@@ -80,7 +79,7 @@ class _TGeometry:
 
 
 def _check_x_w(x, w):
-    return _conv_check_x_w(x, w, w_layout="(C_in, C_out/groups, *kernel)")
+    return check_x_w(x, w, w_layout="(C_in, C_out/groups, *kernel)")
 
 
 def conv_transpose(x, w, b=None, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
@@ -112,9 +111,9 @@ def conv_transpose(x, w, b=None, stride=1, padding=0, output_padding=0, dilation
     x, w = _check_x_w(x, w)
     tg = _TGeometry(x.shape, w.shape, stride, padding, output_padding, dilation, groups)
     dtype = result_dtype(x, w)  # the bias is cast to it (as torch requires matching dtypes)
-    b = _check_bias(b, tg.c_out, dtype)
+    b = check_bias(b, tg.c_out, dtype)
     xe = tg.pad_x(x.astype(dtype, copy=False))
-    out = _input_grad(xe, w, tg.conv, x.shape[0], dtype)
+    out = paths.input_grad(xe, w, tg.conv, x.shape[0], dtype)
     if b is not None:
         out += b.reshape((-1,) + (1,) * (x.ndim - 2))
     return out
@@ -149,8 +148,8 @@ def conv_transpose_backward(dout, x, w, stride=1, padding=0, output_padding=0, d
         raise ValueError(f"dout must have the output's shape {expected}, got {dout.shape}")
     dtype = result_dtype(dout, x, w)
     dout = dout.astype(dtype, copy=False)
-    dx = np.ascontiguousarray(tg.crop(_forward(dout, w, tg.conv, dtype)))
-    dw = _weight_grad(tg.pad_x(x.astype(dtype, copy=False)), dout, tg.conv, dtype)
+    dx = np.ascontiguousarray(tg.crop(paths.forward(dout, w, tg.conv, dtype)))
+    dw = paths.weight_grad(tg.pad_x(x.astype(dtype, copy=False)), dout, tg.conv, dtype)
     db = dout.sum(axis=(0,) + tuple(range(2, dout.ndim)))
     return dx, dw, db
 
@@ -165,7 +164,7 @@ def conv_transpose_naive(x, w, b=None, stride=1, padding=0, output_padding=0, di
     x, w = _check_x_w(x, w)
     tg = _TGeometry(x.shape, w.shape, stride, padding, output_padding, dilation, groups)
     dtype = result_dtype(x, w)  # the bias is cast to it (as torch requires matching dtypes)
-    b = _check_bias(b, tg.c_out, dtype)
+    b = check_bias(b, tg.c_out, dtype)
     s, d, pads, k = tg.conv.s, tg.conv.d, tg.conv.pads, tg.conv.k
     groups = tg.conv.groups
     cin_g, cout_g = x.shape[1] // groups, tg.c_out // groups

@@ -187,7 +187,7 @@ def build_parser():
     where.add_argument("--dask-local", type=int, metavar="N",
                        help="grade on a Dask LocalCluster of N worker processes started here")
     gr.add_argument("--retries", type=int, default=2,
-                    help="times a notebook is retried when its worker process dies (then: a flagged 0); default 2")
+                    help="times a notebook is retried when its worker process dies (then: a flagged 0)")
     gr.add_argument("--force", action="store_true",
                     help="regrade every notebook (default: only the ones missing or changed since they were graded)")
     d = Limits()

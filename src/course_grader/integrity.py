@@ -10,7 +10,7 @@ MIN_MATCHES = 12      # shingles shared with cnnmath before an answer counts as 
 MIN_FRACTION = 0.4    # ... and the fraction of the answer's shingles they make up
 # cnnmath's SymPy formulas: the answers of the derivations notebook are these formulas, which can
 # only be derived, not copied (a right answer may match them token for token)
-FORMULA_MODULES = frozenset({"symbolic.py"})
+FORMULA_MODULES = frozenset({"symbolic.py", "symbolic"})   # the module, or the package folder
 
 
 def _tokens(code):
@@ -37,7 +37,8 @@ def _library_union(shingler, root=None):
             return frozenset()
         root = list(spec.submodule_search_locations)[0]
     out = set()
-    for dirpath, _, files in os.walk(root):
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in FORMULA_MODULES]
         for name in files:
             if name.endswith(".py") and name not in FORMULA_MODULES:
                 with open(os.path.join(dirpath, name), encoding="utf-8", errors="replace") as f:

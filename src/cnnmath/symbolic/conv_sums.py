@@ -1,40 +1,7 @@
-"""SymPy builders: the formulas of the course as symbolic expressions (needs SymPy).
+"""Convolution sums, the output-size formula and the gradients, as SymPy expressions.
 
-The chapters derive with these and the tests check the numeric library against
-them (substitute numbers, compare with :func:`cnnmath.conv`,
-:func:`cnnmath.conv_backward`, :func:`cnnmath.output_size`...). Import it
-explicitly: ``from cnnmath import symbolic`` (it is not imported by ``cnnmath``,
-whose only dependency is NumPy).
-
-Contents
---------
-Convolution sums
-    :func:`conv1d_sum`, :func:`conv2d_sum`, :func:`conv_sum` (any rank): every output
-    entry as an explicit sum of products of symbols ``x_i`` and ``w_j`` (seed 003
-    section I.1, seed 004 eqs. 9.7/9.8, 0-based, with padding and dilation);
-    :func:`conv1d_sum_formula`: the general entry as an unevaluated ``Sum``.
-Output size
-    :func:`output_size_expr` (the floor formula in ``n, k, s, p, d``) and
-    :func:`output_size_value` (substitute numbers).
-Gradients
-    :func:`conv_gradients`: ``dL/dx`` and ``dL/dw`` by ``sympy.diff`` of
-    ``L = sum_o g_o y_o`` on a small symbolic instance, next to the closed forms of
-    seed 004 eq. 9.11 (correlation of the input with ``g``) and eq. 9.13 (full
-    convolution of the stride-upsampled ``g`` with the flipped kernel).
-Signals
-    :func:`discrete_convolution`, :func:`discrete_cross_correlation` (seed 004
-    section 1), :func:`commutator` (``f * g - g * f``),
-    :func:`cross_correlation_counterexample`; continuous convolution by
-    integration: :func:`box`, :func:`continuous_convolution`,
-    :func:`box_convolution` (box * box = triangle).
-Receptive field and counts
-    :func:`receptive_field_expr`, :func:`receptive_field_recurrence`,
-    :func:`conv_params_expr`, :func:`depthwise_separable_params_expr`,
-    :func:`separable_cost_ratio_expr`, :func:`conv2plus1d_params_expr`,
-    :func:`conv2plus1d_matching_channels_expr`.
-
-Symbols are real; 1-D entries are named ``x_0, x_1, ...``; multi-dimensional ones
-``x_{0,1}`` (which renders as :math:`x_{0,1}`). All indices are 0-based.
+See :mod:`cnnmath.symbolic`. Window geometry comes from the library's shared core
+(``cnnmath._geometry``), so the symbolic output size is the numeric one.
 """
 
 from __future__ import annotations
@@ -44,7 +11,8 @@ import itertools
 import numpy as np
 import sympy as sp
 
-from ._args import _is_int, int_tuple, resolve_padding
+from .._args import int_tuple, is_int
+from .._geometry import window_geometry
 
 __all__ = [
     "symbol_array",
@@ -56,21 +24,6 @@ __all__ = [
     "output_size_expr",
     "output_size_value",
     "conv_gradients",
-    "discrete_convolution",
-    "discrete_cross_correlation",
-    "commutator",
-    "cross_correlation_counterexample",
-    "box",
-    "triangle",
-    "continuous_convolution",
-    "box_convolution",
-    "receptive_field_expr",
-    "receptive_field_recurrence",
-    "conv_params_expr",
-    "depthwise_separable_params_expr",
-    "separable_cost_ratio_expr",
-    "conv2plus1d_params_expr",
-    "conv2plus1d_matching_channels_expr",
 ]
 
 
@@ -104,21 +57,11 @@ def _to_sympy(a):
     return sp.Array(a.tolist())
 
 
-def _geometry(size, kernel, stride, padding, dilation):
+def _resolved(size, kernel, stride, padding, dilation):
+    """The shared window geometry (:mod:`cnnmath._geometry`) as the tuple the builders use."""
     size = int_tuple(size, len(size) if isinstance(size, (tuple, list)) else 1, "size")
-    nd = len(size)
-    k = int_tuple(kernel, nd, "kernel")
-    s = int_tuple(stride, nd, "stride")
-    d = int_tuple(dilation, nd, "dilation")
-    pads = resolve_padding(padding, nd, k, s, d)
-    out = []
-    for n, ki, si, (pb, pa), di in zip(size, k, s, pads, d):
-        span = di * (ki - 1) + 1
-        if span > n + pb + pa:
-            raise ValueError(f"kernel={kernel!r} (dilated extent {span}) is larger than the padded input "
-                             f"of size {n + pb + pa}")
-        out.append((n + pb + pa - span) // si + 1)
-    return size, k, s, pads, d, tuple(out)
+    geo = window_geometry(size, kernel, stride, padding, dilation, kernel_name="kernel")
+    return size, geo.k, geo.s, geo.pads, geo.d, geo.out
 
 
 def _conv_objects(x, w, s, pads, d, out):
@@ -144,7 +87,7 @@ def _conv_objects(x, w, s, pads, d, out):
 def _channels(value, name):
     if value is None:
         return None
-    if not _is_int(value) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
 
@@ -175,8 +118,8 @@ def conv_sum(size, kernel, stride=1, padding=0, dilation=1, x="x", w="w", in_cha
         ``(C_out, *out)``, ``(C_in, *size)``, ``(C_out, C_in, *kernel)``.
         ``out`` is :func:`cnnmath.output_size`.
     """
-    size = (size,) if _is_int(size) else tuple(size)
-    size, k, s, pads, d, out = _geometry(size, kernel, stride, padding, dilation)
+    size = (size,) if is_int(size) else tuple(size)
+    size, k, s, pads, d, out = _resolved(size, kernel, stride, padding, dilation)
     c_in, c_out = _channels(in_channels, "in_channels"), _channels(out_channels, "out_channels")
     multi = c_in is not None or c_out is not None
     c_in, c_out = c_in or 1, c_out or 1
@@ -303,8 +246,8 @@ def conv_gradients(size, kernel, stride=1, padding=0, dilation=1, in_channels=No
         each an object ndarray shaped like ``x``/``w``; and the resolved ``stride``,
         ``padding`` (pairs) and ``dilation`` tuples.
     """
-    size = (size,) if _is_int(size) else tuple(size)
-    size, k, s, pads, d, out = _geometry(size, kernel, stride, padding, dilation)
+    size = (size,) if is_int(size) else tuple(size)
+    size, k, s, pads, d, out = _resolved(size, kernel, stride, padding, dilation)
     y, x, w = conv_sum(size, k, s, pads, d, in_channels=in_channels, out_channels=out_channels)
     multi = in_channels is not None or out_channels is not None
     g = symbol_array("g", y.shape)
@@ -353,223 +296,3 @@ def conv_gradients(size, kernel, stride=1, padding=0, dilation=1, in_channels=No
         dx_formula, dw_formula = dx_formula[0], dw_formula[0, 0]
     return dict(x=x, w=w, g=g, y=y, L=L, dx=dx, dw=dw, dx_formula=dx_formula, dw_formula=dw_formula,
                 stride=s, padding=pads, dilation=d)
-
-
-# ---------------------------------------------------------------------------------------------
-# Signals: discrete and continuous convolution
-# ---------------------------------------------------------------------------------------------
-
-def discrete_convolution(f, g):
-    """True convolution of finite sequences, ``(f * g)(t) = sum_tau f(tau) g(t - tau)`` (seed 004).
-
-    ``f`` and ``g`` are supported on ``0..len-1``; the result is the list of values
-    for ``t = 0 .. len(f) + len(g) - 2`` (numpy's "full" mode).
-    """
-    f, g = list(f), list(g)
-    return [sp.Add(*[f[tau] * g[t - tau] for tau in range(len(f)) if 0 <= t - tau < len(g)])
-            for t in range(len(f) + len(g) - 1)]
-
-
-def discrete_cross_correlation(f, g):
-    """Cross-correlation ``(f ⋆ g)(t) = sum_tau f(t + tau) g(tau)`` (seed 004), as a dict ``t -> value``.
-
-    Nonzero only for ``t = -(len(g) - 1) .. len(f) - 1``; the dict has exactly those keys.
-    """
-    f, g = list(f), list(g)
-    return {t: sp.Add(*[f[t + tau] * g[tau] for tau in range(len(g)) if 0 <= t + tau < len(f)])
-            for t in range(-(len(g) - 1), len(f))}
-
-
-def commutator(n, m, op="convolution"):
-    """``f op g - g op f`` for symbolic sequences ``f_0..f_{n-1}``, ``g_0..g_{m-1}``, expanded.
-
-    All zeros for ``op="convolution"`` (commutative); not for ``"cross_correlation"``,
-    where ``(g ⋆ f)(t) = (f ⋆ g)(-t)``.
-
-    Returns
-    -------
-    dict
-        ``t -> expanded difference``.
-    """
-    f = list(symbol_array("f", (n,)))
-    g = list(symbol_array("g", (m,)))
-    if op == "convolution":
-        a, b = discrete_convolution(f, g), discrete_convolution(g, f)
-        return {t: sp.expand(u - v) for t, (u, v) in enumerate(zip(a, b))}
-    if op == "cross_correlation":
-        a, b = discrete_cross_correlation(f, g), discrete_cross_correlation(g, f)
-        keys = sorted(set(a) | set(b))
-        return {t: sp.expand(a.get(t, 0) - b.get(t, 0)) for t in keys}
-    raise ValueError(f'op must be "convolution" or "cross_correlation", got {op!r}')
-
-
-def cross_correlation_counterexample():
-    """Concrete sequences with ``f ⋆ g != g ⋆ f`` (and ``f * g == g * f``).
-
-    Returns
-    -------
-    dict
-        ``f = [1, 2]``, ``g = [1, 0]`` and the four results: ``f ⋆ g = {-1: 0, 0: 1, 1: 2}``
-        but ``g ⋆ f = {-1: 2, 0: 1, 1: 0}`` (mirror images), while both
-        convolutions are ``[1, 2, 0]``.
-    """
-    f = [sp.Integer(1), sp.Integer(2)]
-    g = [sp.Integer(1), sp.Integer(0)]
-    return dict(f=f, g=g, f_corr_g=discrete_cross_correlation(f, g), g_corr_f=discrete_cross_correlation(g, f),
-                f_conv_g=discrete_convolution(f, g), g_conv_f=discrete_convolution(g, f))
-
-
-def box(u, a=0, b=1):
-    """Indicator of ``[a, b]`` as a ``Piecewise`` in ``u`` (height 1)."""
-    return sp.Piecewise((1, (u >= a) & (u <= b)), (0, True))
-
-
-def triangle(t):
-    """The triangle ``max(0, 1 - |t - 1|)`` on ``[0, 2]`` as a ``Piecewise``: the answer to box * box."""
-    return sp.Piecewise((0, t < 0), (t, t <= 1), (2 - t, t <= 2), (0, True))
-
-
-def continuous_convolution(f, g, t=None, tau=None):
-    """``(f * g)(t) = integral f(tau) g(t - tau) dtau`` over the real line (seed 002).
-
-    Parameters
-    ----------
-    f, g : callables
-        Map a sympy expression to a sympy expression (e.g. :func:`box`).
-    t, tau : Symbol, optional
-        Real symbols to use (created if omitted).
-
-    Returns
-    -------
-    sympy expression in ``t``
-    """
-    t = sp.Symbol("t", real=True) if t is None else t
-    tau = sp.Symbol("tau", real=True) if tau is None else tau
-    return sp.integrate(f(tau) * g(t - tau), (tau, -sp.oo, sp.oo))
-
-
-def box_convolution():
-    """Convolve the unit box with itself by integration; the result is :func:`triangle`.
-
-    Returns
-    -------
-    result, t : sympy expression, Symbol
-        SymPy's answer (in ``Min``/``Max`` form) and its variable; it equals
-        ``triangle(t)`` for every real ``t``.
-    """
-    t = sp.Symbol("t", real=True)
-    return sp.simplify(continuous_convolution(box, box, t)), t
-
-
-# ---------------------------------------------------------------------------------------------
-# Receptive field and counts
-# ---------------------------------------------------------------------------------------------
-
-def _layer_symbols(L):
-    if not _is_int(L) or L < 1:
-        raise ValueError(f"L must be a positive int (number of layers), got {L!r}")
-    k = sp.symbols(f"k_1:{L + 1}", integer=True, positive=True)
-    s = sp.symbols(f"s_1:{L + 1}", integer=True, positive=True)
-    d = sp.symbols(f"d_1:{L + 1}", integer=True, positive=True)
-    return k, s, d
-
-
-def receptive_field_expr(L, dilation=False):
-    """Closed form ``RF = 1 + sum_l d_l (k_l - 1) prod_{i<l} s_i`` (seed 001 section 4).
-
-    Returns
-    -------
-    expr, (k, s, d)
-        The expression and the tuples of layer symbols ``k_1..k_L``, ``s_1..s_L``,
-        ``d_1..d_L`` (the ``d`` are absent from ``expr`` unless ``dilation=True``).
-    """
-    k, s, d = _layer_symbols(L)
-    terms = [(d[l] if dilation else 1) * (k[l] - 1) * sp.Mul(*s[:l]) for l in range(L)]
-    return 1 + sp.Add(*terms), (k, s, d)
-
-
-def receptive_field_recurrence(L, dilation=False):
-    """The recursion ``r_0 = 1``, ``j_1 = 1``, ``r_l = r_{l-1} + d_l (k_l - 1) j_l``, ``j_{l+1} = j_l s_l``.
-
-    Returns
-    -------
-    rs, js, (k, s, d)
-        Lists ``[r_1..r_L]`` and ``[j_1..j_L]`` of expressions and the layer symbols.
-    """
-    k, s, d = _layer_symbols(L)
-    r, j = sp.Integer(1), sp.Integer(1)
-    rs, js = [], []
-    for l in range(L):
-        r = r + (d[l] if dilation else 1) * (k[l] - 1) * j
-        rs.append(r)
-        js.append(j)
-        j = j * s[l]
-    return rs, js, (k, s, d)
-
-
-def _count_symbols():
-    c_in, c_out, k, t, m = sp.symbols("C_in C_out k t M", integer=True, positive=True)
-    return c_in, c_out, k, t, m
-
-
-def conv_params_expr(bias=True):
-    """``k^2 C_in C_out + C_out`` (seed 001); ``(k^2 C_in + 1) C_out`` is the same (seed 003).
-
-    Returns
-    -------
-    expr, (C_in, C_out, k)
-    """
-    c_in, c_out, k, _, _ = _count_symbols()
-    return k ** 2 * c_in * c_out + (c_out if bias else 0), (c_in, c_out, k)
-
-
-def depthwise_separable_params_expr(bias=False):
-    """``C_in k^2 + C_in C_out`` (seed 001 with ``C = C_in``, depth multiplier 1); biases add ``C_in + C_out``.
-
-    Returns
-    -------
-    expr, (C_in, C_out, k)
-    """
-    c_in, c_out, k, _, _ = _count_symbols()
-    return c_in * k ** 2 + c_in * c_out + ((c_in + c_out) if bias else 0), (c_in, c_out, k)
-
-
-def separable_cost_ratio_expr():
-    """``(C_in k^2 + C_in C_out) / (k^2 C_in C_out)`` simplified: ``1/C_out + 1/k^2``.
-
-    Returns
-    -------
-    ratio, (C_in, C_out, k)
-        ``ratio`` is the expanded quotient (``C_in`` cancels).
-    """
-    sep, syms = depthwise_separable_params_expr(bias=False)
-    std, _ = conv_params_expr(bias=False)
-    return sp.expand(sp.cancel(sep / std)), syms
-
-
-def conv2plus1d_params_expr(bias=False):
-    """Weights of a 3D ``t x k x k`` convolution and of the (2+1)D block with ``M`` channels.
-
-    Returns
-    -------
-    p3d, p21, (C_in, C_out, k, t, M)
-        ``t k^2 C_in C_out`` and ``M k^2 C_in + t M C_out`` (plus biases ``C_out`` /
-        ``M + C_out`` if ``bias``).
-    """
-    c_in, c_out, k, t, m = _count_symbols()
-    p3 = t * k ** 2 * c_in * c_out + (c_out if bias else 0)
-    p21 = m * k ** 2 * c_in + t * m * c_out + ((m + c_out) if bias else 0)
-    return p3, p21, (c_in, c_out, k, t, m)
-
-
-def conv2plus1d_matching_channels_expr():
-    """Solve ``P_(2+1)D(M) = P_3D`` (no biases) for ``M``; the library takes its floor.
-
-    Returns
-    -------
-    expr, (C_in, C_out, k, t)
-        ``t k^2 C_in C_out / (k^2 C_in + t C_out)``.
-    """
-    p3, p21, (c_in, c_out, k, t, m) = conv2plus1d_params_expr(bias=False)
-    (sol,) = sp.solve(sp.Eq(p21, p3), m)
-    return sp.factor(sol), (c_in, c_out, k, t)

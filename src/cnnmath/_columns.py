@@ -1,0 +1,191 @@
+"""Padding, window views and columns: the one copy of the index arithmetic behind every windowed op.
+
+For a zero-padded input ``xp`` (N, C, *padded), a kernel ``k``, stride ``s``, dilation ``d`` and
+output size ``out`` (a :class:`cnnmath._geometry.Geometry`), two read-only strided views of every
+window are used (no data is copied)::
+
+    windows view (pooling, local layers):   view[n, c, o, j] = xp[n, c, o s + j d]   (N, C, *out, *k)
+    columns view (convolution, im2col):     view[n, c, j, o] = xp[n, c, o s + j d]   (N, C, *k, *out)
+
+which is the index arithmetic of the seeds' strided formula (seed 004 eq. 9.8, 0-based). A copy
+of the columns view is im2col (Caffe's / CS231n's layout, rows ``(c, j)``, columns ``o``); its
+adjoint, col2im, adds every column entry back where it was read from, looping over the
+``prod(k)`` kernel taps only. :class:`RowBlockColumns` makes the columns of one image at a time,
+one block of output rows at a time, into buffers reused across a batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+
+import numpy as np
+
+from ._geometry import padded_output_size
+
+__all__ = ["pad_spatial", "sliding_windows", "crop", "column_view", "im2col_padded", "batch_columns",
+           "col2im_add", "col2im_padded", "RowBlockColumns", "BLOCK_BYTES"]
+
+
+# Target size of one block of columns (bytes): small enough to stay in the caches between
+# the im2col copy and the GEMM that reads it, and to bound peak memory; big enough that each
+# GEMM is large (few calls: a multi-threaded BLAS pays a synchronisation per call).
+BLOCK_BYTES = 4 << 20
+
+
+def pad_spatial(x: np.ndarray, pads, value: float = 0.0) -> np.ndarray:
+    """Pad the trailing spatial dimensions of ``x`` (N, C, *spatial) with ``value``.
+
+    ``pads`` is a sequence of ``(before, after)`` pairs, one per spatial dimension.
+    Returns ``x`` itself when no padding is needed (never mutate the result).
+    """
+    if all(pb == 0 and pa == 0 for pb, pa in pads):
+        return x
+    lead = x.shape[: x.ndim - len(pads)]
+    spatial = x.shape[len(lead):]
+    shape = lead + tuple(n + pb + pa for n, (pb, pa) in zip(spatial, pads))
+    # A filled array and one slice assignment: np.pad's result without its per-call overhead.
+    xp = np.zeros(shape, dtype=x.dtype) if value == 0 else np.full(shape, value, dtype=x.dtype)
+    xp[(Ellipsis,) + tuple(slice(pb, pb + n) for n, (pb, _) in zip(spatial, pads))] = x
+    return xp
+
+
+def crop(xp, pads):
+    """Remove ``(before, after)`` padding from the trailing spatial axes of ``xp`` (N, C, *padded); a view."""
+    if all(pb == 0 and pa == 0 for pb, pa in pads):
+        return xp
+    index = (slice(None), slice(None)) + tuple(slice(pb, xp.shape[2 + i] - pa) for i, (pb, pa) in enumerate(pads))
+    return xp[index]
+
+
+def sliding_windows(xp: np.ndarray, kernel_size, stride, dilation) -> np.ndarray:
+    """Read-only view ``(N, C, *out, *kernel)`` of every window of the padded input ``xp``."""
+    ndim = len(kernel_size)
+    spatial = xp.shape[-ndim:]
+    out = padded_output_size(spatial, kernel_size, stride, [(0, 0)] * ndim, dilation)
+    st = xp.strides[-ndim:]
+    shape = xp.shape[:-ndim] + tuple(out) + tuple(kernel_size)
+    strides = (xp.strides[:-ndim] + tuple(a * s for a, s in zip(st, stride))
+               + tuple(a * d for a, d in zip(st, dilation)))
+    return np.lib.stride_tricks.as_strided(xp, shape=shape, strides=strides, writeable=False)
+
+
+def column_view(src, lead, kernel_size, stride, dilation, out):
+    """Read-only view ``(*src.shape[:lead], *k, *out)`` of every window of the padded ``src``.
+
+    The kernel-taps-first order of the columns (:func:`sliding_windows` puts the output
+    positions first): ``view[..., j, o] = src[..., o * s + j * d]``.
+    """
+    st = src.strides[lead:]
+    shape = src.shape[:lead] + tuple(kernel_size) + tuple(out)
+    strides = (src.strides[:lead] + tuple(a * d for a, d in zip(st, dilation))
+               + tuple(a * s for a, s in zip(st, stride)))
+    if src.flags.c_contiguous:  # cheaper than as_strided, same view
+        view = np.ndarray(shape, src.dtype, buffer=src, strides=strides)
+        view.flags.writeable = False
+        return view
+    return np.lib.stride_tricks.as_strided(src, shape=shape, strides=strides, writeable=False)
+
+
+def _tap_slices(tap, stride, dilation, out):
+    """Slices of the padded input read by kernel tap ``tap`` at every output position."""
+    return tuple(slice(j * d, j * d + s * (o - 1) + 1, s) for j, s, d, o in zip(tap, stride, dilation, out))
+
+
+def im2col_padded(xp, kernel_size, stride, dilation, out):
+    """im2col of an already padded ``xp`` (N, C, *padded): a contiguous (N, C, *k, *out) array."""
+    n, c = xp.shape[:2]
+    k = tuple(kernel_size)
+    if all(v == 1 for v in k):  # 1x1 kernels: the columns are the (strided) input itself
+        view = xp[(slice(None), slice(None)) + _tap_slices((0,) * len(k), stride, dilation, out)]
+        return np.ascontiguousarray(view).reshape((n, c) + k + tuple(out))
+    return np.ascontiguousarray(column_view(xp, 2, k, stride, dilation, out))
+
+
+def batch_columns(x, geo, dtype):
+    """im2col of the whole batch ``x`` (N, C, *spatial) in one copy: a contiguous (N, C, *k, *out) array."""
+    view = column_view(pad_spatial(x, geo.pads), 2, geo.k, geo.s, geo.d, geo.out)
+    cols = np.empty(view.shape, dtype=dtype)
+    np.copyto(cols, view)
+    return cols
+
+
+@functools.lru_cache(maxsize=512)
+def _scatter_indices(kernel_size, stride, dilation, out):
+    """(destination, source) index pairs of every kernel tap, in tap order: built once per geometry."""
+    lead = (slice(None), slice(None))
+    return tuple((lead + _tap_slices(tap, stride, dilation, out), lead + tap)
+                 for tap in itertools.product(*(range(k) for k in kernel_size)))
+
+
+def col2im_add(cols, xp, kernel_size, stride, dilation, out):
+    """Add the columns ``cols`` (N, C, *k, *out) into the padded array ``xp`` in place (the scatter)."""
+    for dst, src in _scatter_indices(tuple(kernel_size), tuple(stride), tuple(dilation), tuple(out)):
+        xp[dst] += cols[src]
+    return xp
+
+
+def col2im_padded(cols, padded_shape, kernel_size, stride, dilation, out):
+    """Adjoint of :func:`im2col_padded`: cols (N, C, *k, *out) -> padded input (N, C, *padded)."""
+    xp = np.zeros(padded_shape, dtype=cols.dtype)
+    return col2im_add(cols, xp, tuple(kernel_size), stride, dilation, out)
+
+
+def rows_per_block(geo, K, itemsize, block_bytes):
+    """How many output rows (first spatial axis) of ``K``-row columns fit in ``block_bytes``."""
+    row = math.prod(geo.out[1:])
+    return max(1, min(geo.out[0], block_bytes // max(1, K * row * itemsize)))
+
+
+class RowBlockColumns:
+    """im2col of one image at a time, one block of output rows at a time, into reused buffers.
+
+    ``columns.load(x_i)`` takes image ``x_i`` (C, *spatial) (copying it into a zero-padded
+    buffer when there is padding); ``columns(r0, r1)`` then returns the column matrix
+    (C * prod(k), (r1 - r0) * prod(out[1:])) of output rows ``r0:r1`` (rows = first spatial
+    axis), in the layout of :func:`cnnmath.im2col`. Blocks hold about ``block_bytes`` so
+    that the copy and the GEMM that reads it stay in cache; buffers are allocated once per
+    call, so a batch costs no fresh (page-faulting) allocations. A 1x1, stride-1, unpadded
+    convolution needs no copy at all.
+    """
+
+    def __init__(self, geo, channels, dtype, block_bytes=BLOCK_BYTES):
+        self.geo = geo
+        self.K = channels * geo.taps
+        self.row = math.prod(geo.out[1:])  # output positions per row of the first spatial axis
+        self.rows = rows_per_block(geo, self.K, np.dtype(dtype).itemsize, block_bytes)
+        self.blocks = [(r0, min(r0 + self.rows, geo.out[0])) for r0 in range(0, geo.out[0], self.rows)]
+        self.identity = geo.identity
+        self.padded = None
+        if not geo.unpadded:
+            self.padded = np.zeros((channels,) + geo.padded, dtype=dtype)
+            self.interior = (slice(None),) + tuple(slice(pb, pb + n) for n, (pb, _) in zip(geo.spatial, geo.pads))
+            self.view = column_view(self.padded, 1, geo.k, geo.s, geo.d, geo.out)
+        if not self.identity:
+            self.flat = np.empty(self.K * self.rows * self.row, dtype=dtype)
+            if self.rows == geo.out[0]:  # one block holds the whole image: shape it once
+                self.whole = self.flat.reshape((channels,) + geo.k + geo.out)
+                self.whole_matrix = self.flat.reshape(self.K, -1)
+        self.src = None
+
+    def load(self, xi):
+        geo = self.geo
+        if self.identity:
+            self.src = xi.reshape(xi.shape[0], -1)
+        elif self.padded is not None:
+            self.padded[self.interior] = xi
+            self.src = self.view
+        else:
+            self.src = column_view(xi, 1, geo.k, geo.s, geo.d, geo.out)
+
+    def __call__(self, r0, r1):
+        if self.identity:
+            return self.src[:, r0 * self.row:r1 * self.row]
+        if r1 - r0 == self.geo.out[0] and self.rows == r1 - r0:
+            np.copyto(self.whole, self.src)
+            return self.whole_matrix
+        block = self.src[(slice(None),) * (1 + self.geo.ndim) + (slice(r0, r1),)]
+        dst = self.flat[: self.K * (r1 - r0) * self.row].reshape(block.shape)
+        np.copyto(dst, block)
+        return dst.reshape(self.K, -1)

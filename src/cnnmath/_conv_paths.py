@@ -1,0 +1,315 @@
+"""The vectorized convolution paths, and the rule for which one runs when.
+
+Every convolution, its two gradients and the transposed convolution are computed by one of
+these paths, all im2col + GEMM (the column layout of :mod:`cnnmath._columns`); they differ only
+in how they trade per-call overhead against memory. For a call on a batch of ``N`` images with
+geometry ``geo`` (:class:`cnnmath._geometry.Geometry`):
+
+Forward, ``out[n] = W @ cols(x[n])`` with ``W = w.reshape(C_out, -1)`` per group
+    * ``"lean"``: the whole batch's columns in one copy and one batched GEMM;
+    * ``"blocked"``: one image and one block of about ``block_bytes`` of output rows at a time,
+      into reused buffers, written straight into the output: peak extra memory is one block.
+
+Kernel gradient, ``dw = sum_n dout[n] @ cols(x[n])^T`` (seed 004 eq. 9.11)
+    * ``"lean"`` / ``"blocked"``: as for the forward.
+
+Input gradient (seed 004 eq. 9.13): three forms remain, each for a reason.
+    * ``"lean"``: ``w^T @ dout`` for the whole batch in one GEMM, then ``prod(k)`` scatter-adds
+      (at stride 1 on flattened images, one contiguous add per tap) -- on small problems the
+      number of NumPy calls is what costs, and this form makes the fewest.
+    * ``"flipped"`` (stride 1 only): a "full" convolution of ``dout`` with the flipped,
+      channel-transposed kernel -- no scatter at all, the forward's code and speed, which wins
+      on large problems whose GEMM has at least as many rows (C_in) as ``w^T @ dout`` has inputs.
+    * ``"blocked"``: ``col2im(w^T @ dout)`` per image and row block -- any stride, bounded memory,
+      the one form left for large strided problems (and large ones with C_out > C_in).
+
+The rule (:func:`route_for`)
+    1. *lean* when the whole batch's columns, ``N C_in prod(k) prod(out)`` entries, fit in
+       :data:`LEAN_BYTES`: all three take their ``"lean"`` path;
+    2. otherwise forward and dw are ``"blocked"``; dx is ``"flipped"`` when the stride is 1 and
+       either ``C_out <= C_in`` or ``dout`` has at most :data:`SMALL_COLUMNS` column entries
+       (``dout.size * prod(k)``; per-call overhead dominates there), else ``"blocked"``.
+    The convolution the flipped form runs is routed by the same rule, afresh.
+
+A :class:`Route` names the path of each of the three; tests force every route through the
+registries :data:`FORWARD_PATHS`, :data:`INPUT_GRAD_PATHS` and :data:`WEIGHT_GRAD_PATHS`,
+which must list every path function of this module.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._columns import (BLOCK_BYTES, RowBlockColumns, batch_columns, col2im_add, col2im_padded, crop,
+                       rows_per_block)
+from ._geometry import conv_geometry
+
+__all__ = ["Route", "route_for", "forward", "input_grad", "weight_grad", "flipped_transposed_weights",
+           "FORWARD_PATHS", "INPUT_GRAD_PATHS", "WEIGHT_GRAD_PATHS", "LEAN_BYTES", "SMALL_COLUMNS"]
+
+# Problems whose whole-batch columns (N * C_in * prod(k) * prod(out) entries) fit in this many
+# bytes take the lean paths: on course-sized calls the blocked paths' bookkeeping costs as much
+# as the arithmetic.
+LEAN_BYTES = 1 << 19
+
+# Below this many column entries (dout.size * prod(k)) a large stride-1 dx takes the flipped
+# form even when C_out > C_in: one im2col copy and one GEMM beat prod(k) strided scatter-adds.
+SMALL_COLUMNS = 1 << 18
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which path each of forward, input gradient and kernel gradient takes.
+
+    ``flipped_forward`` is the forward path of the convolution the ``"flipped"`` input gradient
+    runs (None: chosen for it by :func:`route_for`); ``block_bytes`` sizes the blocked paths'
+    column blocks.
+    """
+
+    forward: str
+    input_grad: str
+    weight_grad: str
+    block_bytes: int = BLOCK_BYTES
+    flipped_forward: str | None = None
+
+
+def is_lean(n, geo, dtype, lean_bytes=LEAN_BYTES):
+    """Rule 1: the whole batch's columns fit in ``lean_bytes``."""
+    return n * geo.c_in * geo.taps * geo.positions * np.dtype(dtype).itemsize <= lean_bytes
+
+
+def route_for(geo, n, dtype, lean_bytes=LEAN_BYTES, small_columns=SMALL_COLUMNS):
+    """The :class:`Route` the rule of the module docstring picks for ``n`` images of geometry ``geo``."""
+    if is_lean(n, geo, dtype, lean_bytes):
+        return _LEAN
+    dout_columns = n * geo.c_out * geo.positions * geo.taps
+    if geo.unit_stride and (geo.c_out <= geo.c_in or dout_columns <= small_columns):
+        return _BLOCKED_FLIPPED
+    return _BLOCKED
+
+
+_LEAN = Route("lean", "lean", "lean")
+_BLOCKED_FLIPPED = Route("blocked", "flipped", "blocked")
+_BLOCKED = Route("blocked", "blocked", "blocked")
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward
+# ---------------------------------------------------------------------------------------------
+
+def forward(x, w, geo, dtype, route=None):
+    """``conv(x, w)`` without bias: x (N, C_in, *spatial) of ``dtype``, w (C_out, C_in/groups, *k)."""
+    route = route or route_for(geo, x.shape[0], dtype)
+    return FORWARD_PATHS[route.forward](x, w, geo, dtype, route)
+
+
+def forward_lean(x, w, geo, dtype, route):
+    """One im2col copy of the whole batch, one GEMM (batched over images and groups)."""
+    n, g = x.shape[0], geo.groups
+    L = geo.positions
+    cols = batch_columns(x, geo, dtype)
+    wm = w.astype(dtype, copy=False).reshape(g, geo.c_out // g, -1)
+    K = geo.c_in * geo.taps  # explicit sizes, not -1: an empty batch must reshape too
+    if g == 1:
+        out = np.matmul(wm[0], cols.reshape(n, K, L))
+    else:
+        out = np.matmul(wm, cols.reshape(n, g, K // g, L))
+    return out.reshape((n, geo.c_out) + geo.out)
+
+
+def forward_blocked(x, w, geo, dtype, route):
+    """im2col + GEMM per image and block of output rows, written straight into the output."""
+    n, g = x.shape[0], geo.groups
+    L = geo.positions
+    cout_g = geo.c_out // g
+    wm = np.ascontiguousarray(w, dtype=dtype).reshape(g, cout_g, -1)
+    out = np.empty((n, geo.c_out) + geo.out, dtype=dtype)
+    out_m = out.reshape(n, g, cout_g, L)
+    columns = RowBlockColumns(geo, geo.c_in, dtype, route.block_bytes)
+    row = columns.row
+    for i in range(n):
+        columns.load(x[i])
+        for r0, r1 in columns.blocks:
+            cols = columns(r0, r1)
+            if g == 1:
+                np.matmul(wm[0], cols, out=out_m[i, 0, :, r0 * row:r1 * row])
+            else:
+                np.matmul(wm, cols.reshape(g, -1, cols.shape[-1]), out=out_m[i, :, :, r0 * row:r1 * row])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Input gradient
+# ---------------------------------------------------------------------------------------------
+
+def input_grad(dout, w, geo, n, dtype, route=None):
+    """dx (n, C_in, *spatial) of a convolution from dout (n, C_out, *out) of ``dtype`` (seed 004 eq. 9.13)."""
+    route = route or route_for(geo, n, dtype)
+    return INPUT_GRAD_PATHS[route.input_grad](dout, w, geo, n, dtype, route)
+
+
+def flipped_transposed_weights(w, groups):
+    """(C_out, C_in/g, *k) -> (C_in, C_out/g, *k) with every kernel flipped in all spatial axes."""
+    c_out, cin_g = w.shape[:2]
+    k = w.shape[2:]
+    wt = w.reshape((groups, c_out // groups, cin_g) + k).swapaxes(1, 2).reshape((groups * cin_g, c_out // groups) + k)
+    return wt[(slice(None), slice(None)) + (slice(None, None, -1),) * len(k)]
+
+
+def input_grad_flipped(dout, w, geo, n, dtype, route):
+    """Stride-1 dx as a "full" convolution of dout with the flipped, channel-transposed kernel."""
+    if not geo.unit_stride:
+        raise ValueError(f"the flipped-kernel input gradient needs stride 1, got stride={geo.s}")
+    span = [d * (k - 1) for k, d in zip(geo.k, geo.d)]
+    pads = [(e - pb, e - pa) for e, (pb, pa) in zip(span, geo.pads)]
+    if any(v < 0 for pair in pads for v in pair):  # padding wider than the kernel: crop dout instead
+        dout = dout[(slice(None), slice(None)) + tuple(slice(max(0, -b), dout.shape[2 + i] - max(0, -a))
+                                                       for i, (b, a) in enumerate(pads))]
+        pads = [(max(0, b), max(0, a)) for b, a in pads]
+    wf = flipped_transposed_weights(np.asarray(w, dtype=dtype), geo.groups)
+    g2 = conv_geometry(dout.shape, wf.shape, 1, tuple(pads), geo.d, geo.groups)
+    inner = None if route.flipped_forward is None else Route(route.flipped_forward, "", "", route.block_bytes)
+    return forward(dout, wf, g2, dtype, inner)
+
+
+def input_grad_lean(dout, w, geo, n, dtype, route):
+    """dx = col2im(w^T @ dout) for the whole batch at once (one GEMM, prod(k) adds).
+
+    On tiny problems this beats the flipped-kernel convolution, whose GEMM has only C_in rows
+    (BLAS is slow on such thin matrices) and whose im2col copy is C_out / C_in times larger."""
+    g = geo.groups
+    L = geo.positions
+    cout_g = geo.c_out // g
+    wt = w.astype(dtype, copy=False).reshape(g, cout_g, -1).transpose(0, 2, 1)
+    if geo.unit_stride:
+        return _scatter_flat(dout, wt, geo, n, dtype)
+    if g == 1:
+        dcols = np.matmul(wt[0], dout.reshape(n, cout_g, L))
+    else:
+        dcols = np.matmul(wt, dout.reshape(n, g, cout_g, L))
+    dcols = dcols.reshape((n, geo.c_in) + geo.k + geo.out)  # dtype already: wt and dout are cast
+    dxp = col2im_padded(dcols, (n, geo.c_in) + geo.padded, geo.k, geo.s, geo.d, geo.out)
+    return dxp if geo.unpadded else np.ascontiguousarray(crop(dxp, geo.pads))
+
+
+@functools.lru_cache(maxsize=256)
+def _tap_offsets(padded, k, d):
+    """Flat offset, in the padded grid ``padded``, of every kernel tap ``j`` (at ``j d``), in tap order."""
+    pstrides = [math.prod(padded[i + 1:]) for i in range(len(padded))]  # element strides of the padded grid
+    return tuple(sum(j * di * ps for j, di, ps in zip(tap, d, pstrides)) for tap in np.ndindex(*k))
+
+
+def _scatter_flat(dout, wt, geo, n, dtype):
+    """Stride-1 scatter of the lean dx on flattened images: every kernel tap is one contiguous add.
+
+    With stride 1 the output grid is the padded grid minus ``d (k - 1)``. Widen dout with zeros
+    to the padded size in every axis but the first, so that output position ``o`` and tap ``j``
+    land at flat padded index ``flat(o) + flat(j d)``: the columns of tap ``j`` (one row of
+    ``w^T @ dout_wide``) are added to the flat padded image shifted by ``flat(j d)``. The zero
+    columns added for the widening contribute nothing wherever they land.
+    """
+    g = geo.groups
+    cout_g = geo.c_out // g
+    P = geo.padded
+    Lw = geo.out[0] * math.prod(P[1:])
+    if geo.out[1:] != P[1:]:
+        wide = np.zeros((n, geo.c_out, geo.out[0]) + P[1:], dtype=dtype)
+        wide[(slice(None),) * 3 + tuple(slice(0, o) for o in geo.out[1:])] = dout
+    else:
+        wide = dout
+    if g == 1:
+        dcols = np.matmul(wt[0], wide.reshape(n, cout_g, Lw))
+    else:
+        dcols = np.matmul(wt, wide.reshape(n, g, cout_g, Lw))
+    dcols = dcols.reshape(n, geo.c_in, geo.taps, Lw)
+    offsets = _tap_offsets(P, geo.k, geo.d)
+    size = math.prod(P)
+    flat = np.zeros((n, geo.c_in, max(offsets[-1] + Lw, size)), dtype=dtype)
+    for t, off in enumerate(offsets):
+        flat[:, :, off:off + Lw] += dcols[:, :, t]
+    dxp = flat[:, :, :size].reshape((n, geo.c_in) + P)
+    return np.ascontiguousarray(crop(dxp, geo.pads))
+
+
+def input_grad_blocked(dout, w, geo, n, dtype, route):
+    """dx = col2im(w^T @ dout), per image and block of output rows (any stride)."""
+    g = geo.groups
+    L = geo.positions
+    cout_g = geo.c_out // g
+    wt = np.ascontiguousarray(np.asarray(w, dtype=dtype).reshape(g, cout_g, -1).transpose(0, 2, 1))
+    K = geo.c_in * geo.taps
+    row = math.prod(geo.out[1:])
+    rows = rows_per_block(geo, K, np.dtype(dtype).itemsize, route.block_bytes)
+    flat = np.empty(K * rows * row, dtype=dtype)
+    dx = np.empty((n, geo.c_in) + geo.spatial, dtype=dtype)
+    dxp = np.empty((1, geo.c_in) + geo.padded, dtype=dtype)
+    s0 = geo.s[0]
+    for i in range(n):
+        dxp.fill(0)
+        dm = dout[i].reshape(g, cout_g, L)
+        for r0 in range(0, geo.out[0], rows):
+            r1 = min(r0 + rows, geo.out[0])
+            dcols = flat[: K * (r1 - r0) * row].reshape(g, -1, (r1 - r0) * row)
+            if g == 1:
+                np.matmul(wt[0], dm[0, :, r0 * row:r1 * row], out=dcols[0])
+            else:
+                np.matmul(wt, dm[:, :, r0 * row:r1 * row], out=dcols)
+            block_out = (r1 - r0,) + geo.out[1:]
+            col2im_add(dcols.reshape((1, geo.c_in) + geo.k + block_out), dxp[:, :, r0 * s0:], geo.k, geo.s,
+                       geo.d, block_out)
+        dx[i] = crop(dxp, geo.pads)[0]
+    return dx
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernel gradient
+# ---------------------------------------------------------------------------------------------
+
+def weight_grad(dout, x, geo, dtype, route=None):
+    """dw (C_out, C_in/groups, *k) from dout (N, C_out, *out) and x (N, C_in, *spatial) of ``dtype``."""
+    route = route or route_for(geo, x.shape[0], dtype)
+    return WEIGHT_GRAD_PATHS[route.weight_grad](dout, x, geo, dtype, route)
+
+
+def weight_grad_lean(dout, x, geo, dtype, route):
+    """One im2col copy of the whole batch, one batched GEMM, a sum over images."""
+    n, g = x.shape[0], geo.groups
+    L = geo.positions
+    cin_g, cout_g = geo.c_in // g, geo.c_out // g
+    cm = batch_columns(x, geo, dtype).reshape(n, g, cin_g * geo.taps, L)
+    dm = dout.reshape(n, g, cout_g, L)
+    dw = np.matmul(dm[0], cm[0].transpose(0, 2, 1)) if n == 1 else np.matmul(dm, cm.transpose(0, 1, 3, 2)).sum(0)
+    return dw.reshape((geo.c_out, cin_g) + geo.k)
+
+
+def weight_grad_blocked(dout, x, geo, dtype, route):
+    """GEMMs per image and row block of the columns, accumulated into dw."""
+    n, g = x.shape[0], geo.groups
+    L = geo.positions
+    cin_g, cout_g = geo.c_in // g, geo.c_out // g
+    dw = np.zeros((g, cout_g, cin_g * geo.taps), dtype=dtype)
+    part = np.empty_like(dw)
+    columns = RowBlockColumns(geo, geo.c_in, dtype, route.block_bytes)
+    row = columns.row
+    for i in range(n):
+        columns.load(x[i])
+        dm = dout[i].reshape(g, cout_g, L)
+        for r0, r1 in columns.blocks:
+            cols = columns(r0, r1)
+            if g == 1:
+                np.matmul(dm[0, :, r0 * row:r1 * row], cols.T, out=part[0])
+            else:
+                np.matmul(dm[:, :, r0 * row:r1 * row], cols.reshape(g, -1, cols.shape[-1]).transpose(0, 2, 1),
+                          out=part)
+            dw += part
+    return dw.reshape((geo.c_out, cin_g) + geo.k)
+
+
+# The registries: every path function of this module, by the name a Route gives it.
+FORWARD_PATHS = {"lean": forward_lean, "blocked": forward_blocked}
+INPUT_GRAD_PATHS = {"lean": input_grad_lean, "flipped": input_grad_flipped, "blocked": input_grad_blocked}
+WEIGHT_GRAD_PATHS = {"lean": weight_grad_lean, "blocked": weight_grad_blocked}
