@@ -215,8 +215,10 @@ needs_bwrap = pytest.mark.skipif(subprocess.run(["which", "bwrap"], capture_outp
 def test_the_grader_scores_expressions_from_the_sandbox(tmp_path):
     """Through bubblewrap: rewritings earn the points, a float earns 0, partial credit per property,
     an Integral is refused at the boundary, and a call that never returns ends in the time limit."""
-    from course_grader.runner import grade_submission
+    from course_grader import integrity
+    from course_grader.jobs import Job, TestPayload
     from course_grader.sandbox import Limits
+    from course_grader.work import grade_job
 
     source, release = json.loads(SOLUTION.read_text()), json.loads(RELEASE.read_text())
     answers = {name: _answer(name, body) for name, body in REWRITINGS[0].items()}
@@ -236,9 +238,15 @@ def test_the_grader_scores_expressions_from_the_sandbox(tmp_path):
     path = tmp_path / "derivations.ipynb"
     path.write_text(json.dumps(nb))
     start = time.monotonic()
-    result = grade_submission(source, release, path, Limits(cell_timeout=15, notebook_timeout=120))
+    payload = TestPayload(assignment="derivations", notebook="derivations", source=source, release=release,
+                          shingles=integrity.library_shingles(),
+                          normalized_shingles=integrity.library_normalized_shingles(), payload_id="derivations")
+    job = Job(assignment="derivations", student="s1", notebook="derivations", submission=path.read_bytes(),
+              submitted_as=path.name, payload_id="derivations",
+              limits=Limits(cell_timeout=15, notebook_timeout=120), content_hash="-")
+    result = grade_job(job, payload)
     elapsed = time.monotonic() - start
-    tests = result["tests"]
+    tests = result.tests
     points = {gid: r["points"] for gid, r in tests.items()}
     full = {c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["nbgrader"]["points"] for c in source["cells"]
             if c["metadata"].get("nbgrader", {}).get("grade") and not c["metadata"]["nbgrader"].get("solution")}
