@@ -110,6 +110,14 @@ _banned, _unavailable = _cfg["banned"], _cfg["unavailable"]
 ''' + allowed_modules.FINDER_SOURCE + r'''
 del _banned, _unavailable
 os.cpu_count = (lambda _n=_cfg["cpus"]: _n)  # the sandbox's CPU share, so pools default to a size that fits
+def _fork(_fork=os.fork, _n=_cfg["nproc"]):
+    try:
+        return _fork()
+    except BlockingIOError as exc:  # say which limit, instead of "Resource temporarily unavailable"
+        raise BlockingIOError(exc.errno, f"cannot start another process: the grading sandbox allows {_n} "
+                              "processes and threads in all") from None
+os.fork = _fork
+del _fork
 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 resource.setrlimit(resource.RLIMIT_FSIZE, (_cfg["fsize"], _cfg["fsize"]))
 resource.setrlimit(resource.RLIMIT_CPU, (_cfg["cpu"], _cfg["cpu"]))
