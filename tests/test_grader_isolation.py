@@ -159,7 +159,7 @@ def test_every_process_is_killed_and_the_cgroup_removed_after_a_timeout():
     assert len(members) >= 5, members    # bwrap, its init, the student's process and its three children
     with pytest.raises(SandboxDied) as died:
         sb.run_cell("while True:\n    pass")
-    assert died.value.flag == "timeout" and "CPU time limit" in died.value.reason
+    assert died.value.flag == "timeout"
     assert _alive(members) == [] and all(not Path(p).exists() for p in paths)
 
 
