@@ -72,6 +72,18 @@ def test_the_honest_reference_gets_full_marks_unflagged(graded):
     assert result["flags"] == [] and result["score"] == sum(graded.points.values()), result
 
 
+def test_no_cgroup_is_left_behind_by_the_command(graded):
+    """Every sandbox of the batch (the workers' last, pre-started ones too) removed its cgroup."""
+    from course_grader import cgroups
+    left = []
+    for parent in set(cgroups.hierarchy_parents(cgroups.default_root()).values()):
+        for name in os.listdir(parent):
+            parts = name.split("-")
+            if name.startswith(cgroups.PREFIX) and not Path(f"/proc/{parts[2]}").exists():
+                left.append(os.path.join(parent, name))
+    assert left == []
+
+
 def test_the_scipy_answers_would_earn_points_outside_the_sandbox(graded):
     """The banned answers are correct conv2d's: only the sandbox's rule costs them their points."""
     import scipy.signal  # noqa: F401 (the answers import it themselves)

@@ -26,6 +26,7 @@ DEFAULT_ROOT = "/sys/fs/cgroup"
 ROOT_ENV = "COURSE_GRADER_CGROUP_ROOT"
 SETUP_HINT = ("grading needs cgroup v1 hierarchies cpu, cpuacct, memory and pids mounted read-write under "
               "{root}, and root: see 'Isolation' in the README (sudo make cgroups)")
+PREFIX = "course-grader-"
 JOIN_FAILED = 125  # exit status of the wrapper when it cannot join the cgroup
 
 
@@ -74,6 +75,50 @@ def hierarchy_parents(root):
     return parents
 
 
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def reap_stale(parent):
+    """Remove the empty sandbox cgroups in ``parent`` whose grader process is gone.
+
+    A grader killed, or a worker process that exits without closing its last sandbox, leaves
+    its cgroup folder behind; the next sandbox created next to it removes it.
+    """
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        parts = name.split("-")
+        if name.startswith(PREFIX) and len(parts) == 4 and parts[2].isdigit() and not _pid_alive(int(parts[2])):
+            try:
+                os.rmdir(os.path.join(parent, name))
+            except OSError:
+                pass  # still has processes (or already gone)
+
+
+def _parent_quota(path, period):
+    """The CPU quota of the nearest ancestor with one, per ``period`` microseconds (None if none)."""
+    parent = os.path.dirname(path)
+    while os.path.isfile(os.path.join(parent, "cpu.cfs_quota_us")):
+        try:
+            quota = int(_read(os.path.join(parent, "cpu.cfs_quota_us"), "-1"))
+            own_period = int(_read(os.path.join(parent, "cpu.cfs_period_us"), "100000"))
+        except ValueError:
+            return None
+        if quota > 0:
+            return max(1000, quota * period // own_period)
+        parent = os.path.dirname(parent)
+    return None
+
+
 def _write(path, value):
     with open(path, "w", encoding="ascii") as f:
         f.write(str(value))
@@ -110,7 +155,7 @@ class SandboxCgroup:
         if int(pids) <= 0:
             raise CgroupError(f"pids must be a positive int, got {pids!r}")
         self.root = root or default_root()
-        self.name = f"course-grader-{os.getpid()}-{secrets.token_hex(6)}"
+        self.name = f"{PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
         self.paths = {}
         self.closed = False
         self.final_usage = None
@@ -118,6 +163,7 @@ class SandboxCgroup:
         made = {}
         try:
             for controller, parent in parents.items():
+                reap_stale(parent)
                 path = os.path.join(parent, self.name)
                 real = os.path.realpath(parent)
                 if real in made:  # co-mounted controllers (cpu,cpuacct) share one folder
@@ -132,7 +178,14 @@ class SandboxCgroup:
                 _write(os.path.join(mem, "memory.memsw.limit_in_bytes"), int(memory_bytes))
             period = 100_000
             _write(os.path.join(self.paths["cpu"], "cpu.cfs_period_us"), period)
-            _write(os.path.join(self.paths["cpu"], "cpu.cfs_quota_us"), max(1000, int(float(cpus) * period)))
+            quota = max(1000, int(float(cpus) * period))
+            try:
+                _write(os.path.join(self.paths["cpu"], "cpu.cfs_quota_us"), quota)
+            except OSError as exc:  # the grader's own cgroup has a smaller quota: a child cannot exceed it
+                parent_quota = _parent_quota(self.paths["cpu"], period)
+                if exc.errno != errno.EINVAL or not parent_quota or parent_quota >= quota:
+                    raise
+                _write(os.path.join(self.paths["cpu"], "cpu.cfs_quota_us"), parent_quota)
             _write(os.path.join(self.paths["pids"], "pids.max"), int(pids))
         except OSError as exc:
             self.close()

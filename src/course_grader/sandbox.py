@@ -20,6 +20,7 @@ cgroups the sandbox refuses to start (:class:`SandboxError`), with a one-line me
 """
 import functools
 import json
+import multiprocessing.util
 import os
 import resource
 import select
@@ -28,7 +29,6 @@ import signal
 import struct
 import subprocess
 import sys
-import sysconfig
 import time
 from dataclasses import dataclass
 
@@ -237,6 +237,9 @@ class Sandbox:
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
         command = build_command(limits)
         self.cgroup = open_cgroup(limits)
+        # a sandbox never closed (a pool worker's spare when the worker exits): its cgroup is still
+        # emptied and removed when it is garbage-collected or the process exits
+        multiprocessing.util.Finalize(self, self.cgroup.close, exitpriority=10)
         try:
             # a new session (killpg reaches everything bwrap starts); SIGPIPE restored by restore_signals
             self.proc = subprocess.Popen(self.cgroup.wrap(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
