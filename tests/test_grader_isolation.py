@@ -23,7 +23,7 @@ import pytest
 from course_grader import allowed_modules
 from course_grader.sandbox import Limits, Sandbox, SandboxDied, SandboxError
 from tests.grader_corpus.isolation_cases import CASES, MEMORY_MB, SHARED
-from tests.grader_helpers import (CLI, cell_text, graded_points, needs_bwrap, new_course, reference_answers, run,
+from tests.grader_helpers import (CLI, REPO, cell_text, graded_points, needs_bwrap, new_course, reference_answers, run,
                                   student_notebook)
 
 pytestmark = needs_bwrap
@@ -120,6 +120,28 @@ def test_grading_refuses_without_cgroups(graded, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("course-grader: error:"), proc.stderr
     assert "cgroup" in lines[0] and str(tmp_path / "no-cgroups" / "memory") in lines[0] and "README" in lines[0]
     assert record.stat().st_mtime_ns == before
+
+
+ALL_ASSIGNMENTS = sorted(p.parent.name for p in REPO.glob("solutions/*/*.ipynb") if p.parent.name == p.stem)
+
+
+@pytest.mark.parametrize("assignment", ALL_ASSIGNMENTS)
+def test_every_assignments_reference_answers_pass_unflagged_in_the_isolated_sandbox(assignment, tmp_path):
+    """Only the allowed packages, the cgroup limits and the import guard: no honest answer loses anything."""
+    from course_grader.runner import grade_submission
+    source = json.loads((REPO / "solutions" / assignment / f"{assignment}.ipynb").read_text())
+    release = json.loads((REPO / "exercises" / assignment / f"{assignment}.ipynb").read_text())
+    for c in release["cells"]:
+        c["source"] = cell_text(c)
+    path = tmp_path / f"{assignment}.ipynb"
+    path.write_text(json.dumps(student_notebook(release, reference_answers(source))))
+    result = grade_submission(source, release, str(path), Limits())
+    assert result["flags"] == [] and result["score"] == sum(graded_points(source).values()), \
+        (result["flags"], {g: t["message"][:300] for g, t in result["tests"].items() if not t["passed"]})
+
+
+def test_there_are_assignments():
+    assert len(ALL_ASSIGNMENTS) >= 11, ALL_ASSIGNMENTS
 
 
 # -- the sandbox's cgroup ----------------------------------------------------------------------------------

@@ -1,14 +1,14 @@
 """A bubblewrap sandbox that runs one student's code, spoken to over pipes.
 
-The sandboxed process sees a read-only system (/usr, /lib, the Python installation and the
-venv's site-packages -- which holds neither cnnmath nor course_grader: both are editable
-installs from src/, which is never mounted), a private /proc, a minimal /dev, no network
-(new network namespace) and two small tmpfs: /tmp and its working directory /scratch, the
-only writable places. It runs in new pid/ipc/uts namespaces and a new session, so killing it
-(or the grader dying: --die-with-parent) kills every process it started. Under root it drops
-to an unprivileged uid/gid of its own (see :func:`sandbox_uid`) before any student code runs. rlimits cap address space, CPU time,
-processes, file size and core dumps; the grader enforces per-call and per-notebook timeouts
-and an output budget.
+The sandboxed process sees a read-only system (/usr, /lib, the Python installation with every
+site-packages folder emptied, and one folder of the packages the rules allow -- never cnnmath
+or course_grader), a private /proc, a minimal /dev, no network (new network namespace) and
+three small tmpfs: /tmp, /dev/shm and its working directory /scratch, the only writable places.
+It runs in new pid/ipc/uts namespaces and a new session, so killing it (or the grader dying:
+--die-with-parent) kills every process it started. Under root it drops to an unprivileged
+uid/gid of its own (see :func:`sandbox_uid`) before any student code runs. rlimits cap address
+space, CPU time, processes, file size and core dumps; the grader enforces per-call and
+per-notebook timeouts and an output budget.
 
 Every sandbox also runs in a cgroup of its own (:mod:`course_grader.cgroups`): one memory
 limit for all its processes that counts shared memory, memfd files and tmpfs pages, a CPU
