@@ -173,6 +173,28 @@ def test_the_cgroup_carries_the_notebooks_limits_and_is_removed():
     assert sb.usage()["cpu_seconds"] >= 0.45   # the final account is kept after removal
 
 
+HOLD_60_MB = {
+    "memfd": "import os\nfds = [os.memfd_create('h1'), os.memfd_create('h2')]\nfor i in range(60):\n"
+             "    os.write(fds[i % 2], b'm' * (1 << 20))",
+    "/dev/shm": "with open('/dev/shm/h', 'wb') as f:\n    for i in range(30):\n        f.write(b'd' * (1 << 20))\n"
+                "with open('/dev/shm/h2', 'wb') as f:\n    for i in range(30):\n        f.write(b'd' * (1 << 20))",
+    "/tmp": "with open('/tmp/h', 'wb') as f:\n    for i in range(30):\n        f.write(b't' * (1 << 20))\n"
+            "with open('/scratch/h', 'wb') as f:\n    for i in range(30):\n        f.write(b't' * (1 << 20))",
+}
+
+
+@pytest.mark.parametrize("where", sorted(HOLD_60_MB))
+def test_the_cgroup_counts_memory_outside_the_address_space(where):
+    """60 MB held in files in memory (none of it in the process's address space) shows in the account."""
+    with Sandbox(Limits(cell_timeout=20, notebook_timeout=60, memory_mb=400)) as sb:
+        run_ok(sb, "import os\nx = 1")
+        before = int(Path(sb.cgroup.paths["memory"], "memory.usage_in_bytes").read_text())
+        run_ok(sb, HOLD_60_MB[where])
+        after = int(Path(sb.cgroup.paths["memory"], "memory.usage_in_bytes").read_text())
+        assert after - before >= 58 << 20, (where, before, after)
+        assert sb.usage()["memory_peak_bytes"] >= after and sb.usage()["oom_kills"] == 0
+
+
 def _alive(pids):
     return [p for p in pids if Path(f"/proc/{p}").exists() and "Z" not in _state(p)]
 

@@ -12,7 +12,7 @@ itself runs in, with a unique name. Its limits:
 * ``pids.max``: processes and threads of the whole sandbox.
 
 The sandbox joins it before bubblewrap starts (:meth:`SandboxCgroup.wrap`); afterwards its CPU
-time (``cpuacct.usage``), peak memory, limit hits and OOM kills are read (:meth:`usage`), every
+time (``cpuacct.usage``), peak memory and OOM kills are read (:meth:`usage`), every
 process still in it is killed and it is removed (:meth:`close`, also on timeouts and errors).
 """
 import errno
@@ -231,7 +231,7 @@ class SandboxCgroup:
         return 0
 
     def usage(self):
-        """Plain dict: cpu_seconds, memory_peak_bytes, memory_limit_hits, oom_kills."""
+        """Plain dict: cpu_seconds, memory_peak_bytes (memory.max_usage_in_bytes), oom_kills."""
         if self.final_usage is not None:
             return dict(self.final_usage)
         mem = self.paths.get("memory", "")
@@ -239,10 +239,9 @@ class SandboxCgroup:
         def number(name):
             raw = _read(os.path.join(mem, name), "0").strip()
             return int(raw) if raw.isdigit() else 0
-        hits = max(number("memory.failcnt"), number("memory.memsw.failcnt"))
         return {"cpu_seconds": round(self.cpu_seconds(), 6),
                 "memory_peak_bytes": max(number("memory.max_usage_in_bytes"), number("memory.memsw.max_usage_in_bytes")),
-                "memory_limit_hits": hits, "oom_kills": self.oom_kills()}
+                "oom_kills": self.oom_kills()}
 
     # -- teardown --------------------------------------------------------------------
     def pids(self):
@@ -279,8 +278,7 @@ class SandboxCgroup:
             try:
                 self.final_usage = self.usage()
             except OSError:
-                self.final_usage = {"cpu_seconds": 0.0, "memory_peak_bytes": 0, "memory_limit_hits": 0,
-                                    "oom_kills": 0}
+                self.final_usage = {"cpu_seconds": 0.0, "memory_peak_bytes": 0, "oom_kills": 0}
         self.closed = True
         for path in sorted(set(self.paths.values()), reverse=True):
             for _ in range(100):

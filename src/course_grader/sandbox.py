@@ -249,7 +249,7 @@ class Sandbox:
             raise SandboxError(f"cannot start bubblewrap: {exc}") from None
 
     def usage(self):
-        """The sandbox's CPU seconds, peak memory, memory-limit hits and OOM kills (a plain dict)."""
+        """The sandbox's CPU seconds, peak memory and OOM kills so far (a plain dict; kept after close)."""
         return self.cgroup.usage()
 
     # -- low level -------------------------------------------------------------------
