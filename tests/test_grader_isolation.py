@@ -23,7 +23,7 @@ import pytest
 from course_grader import allowed_modules
 from course_grader.sandbox import Limits, Sandbox, SandboxDied, SandboxError
 from tests.grader_corpus.isolation_cases import CASES, MEMORY_MB, SHARED
-from tests.grader_helpers import (CLI, REPO, cell_text, graded_points, needs_bwrap, new_course, reference_answers, run,
+from tests.grader_helpers import (CLI, REPO, cell_text, grade_notebook, graded_points, needs_bwrap, new_course, reference_answers, run,
                                   student_notebook)
 
 pytestmark = needs_bwrap
@@ -128,14 +128,13 @@ ALL_ASSIGNMENTS = sorted(p.parent.name for p in REPO.glob("solutions/*/*.ipynb")
 @pytest.mark.parametrize("assignment", ALL_ASSIGNMENTS)
 def test_every_assignments_reference_answers_pass_unflagged_in_the_isolated_sandbox(assignment, tmp_path):
     """Only the allowed packages, the cgroup limits and the import guard: no honest answer loses anything."""
-    from course_grader.runner import grade_submission
     source = json.loads((REPO / "solutions" / assignment / f"{assignment}.ipynb").read_text())
     release = json.loads((REPO / "exercises" / assignment / f"{assignment}.ipynb").read_text())
     for c in release["cells"]:
         c["source"] = cell_text(c)
     path = tmp_path / f"{assignment}.ipynb"
     path.write_text(json.dumps(student_notebook(release, reference_answers(source))))
-    result = grade_submission(source, release, str(path), Limits())
+    result = grade_notebook(source, release, path, Limits(), assignment=assignment)
     assert result["flags"] == [] and result["score"] == sum(graded_points(source).values()), \
         (result["flags"], {g: t["message"][:300] for g, t in result["tests"].items() if not t["passed"]})
 
