@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: book test venv test-deps system-deps serve bench clean release student
+.PHONY: book test venv test-deps system-deps cgroups serve bench clean release student
 
 $(VENV)/.stamp-base: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ student: $(VENV)/.stamp-base
 	$(PY) -m jupyter_server.extension.serverextension disable --sys-prefix $(NBGRADER_INSTRUCTOR_SERVER)
 	@echo "ready: $(VENV)/bin/jupyter lab exercises/conv2d/conv2d.ipynb   then   $(VENV)/bin/nbgrader validate exercises/conv2d/conv2d.ipynb"
 
-test-deps: $(VENV)/.stamp-test system-deps
+test-deps: $(VENV)/.stamp-test system-deps cgroups
 
 # Debian packages the tests need (Chromium for the browser test, bubblewrap for the grader sandbox,
 # PostgreSQL for the gradebook tests: they start a throwaway server with initdb/pg_ctl, none runs).
@@ -45,6 +45,22 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "please install:$$missing (Debian packages)"; exit 1; fi; \
 	fi
+
+# The grader gives every sandbox its own cgroup (v1 hierarchies cpu, cpuacct, memory, pids under
+# /sys/fs/cgroup, written by root): mount the missing ones, or say how to. A host booted with the
+# unified (v2-only) hierarchy needs systemd.unified_cgroup_hierarchy=0 on its kernel command line.
+CGROUP_ROOT ?= /sys/fs/cgroup
+cgroups:
+	@for c in cpu cpuacct memory pids; do \
+	  if ! grep -qE "^[^ ]+ $(CGROUP_ROOT)/$$c cgroup .*[ ,]$$c[, ]" /proc/mounts && \
+	     ! test -f "$(CGROUP_ROOT)/$$c/cgroup.procs"; then \
+	    if [ "$$(id -u)" != 0 ]; then echo "the grader needs the cgroup v1 '$$c' hierarchy: run 'sudo make cgroups'"; exit 1; fi; \
+	    if [ "$$(stat -fc %T $(CGROUP_ROOT))" = cgroup2fs ]; then echo "$(CGROUP_ROOT) is a cgroup v2 (unified) hierarchy: the grader needs v1 (see 'Isolation' in README.md)"; exit 1; fi; \
+	    mountpoint -q $(CGROUP_ROOT) || mount -t tmpfs -o mode=755 cgroup $(CGROUP_ROOT); \
+	    mkdir -p $(CGROUP_ROOT)/$$c && mount -t cgroup -o $$c cgroup $(CGROUP_ROOT)/$$c || \
+	      { echo "cannot mount the cgroup v1 '$$c' hierarchy at $(CGROUP_ROOT)/$$c (see 'Isolation' in README.md)"; exit 1; }; \
+	  fi; \
+	done
 
 test: test-deps
 	$(PY) -m pytest -q

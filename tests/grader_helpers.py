@@ -183,3 +183,23 @@ def grading_worker_of(pid):
     except (OSError, IndexError, ValueError):
         return None
     return None
+
+
+def grade_notebook(source, release, path, limits, assignment="assignment", student="student"):
+    """Grade one notebook file through the real job pipeline (jobs.Job -> work.grade_job), no course.
+
+    Returns the per-student results record (``tests``, ``flags``, ``score``, ``messages``...).
+    """
+    from pathlib import Path
+
+    from course_grader import integrity
+    from course_grader.jobs import Job, TestPayload
+    from course_grader.work import grade_job
+
+    name = Path(path).stem
+    payload = TestPayload(assignment=assignment, notebook=name, source=source, release=release,
+                          shingles=integrity.library_shingles(),
+                          normalized_shingles=integrity.library_normalized_shingles(), payload_id=name)
+    job = Job(assignment=assignment, student=student, notebook=name, submission=Path(path).read_bytes(),
+              submitted_as=Path(path).name, payload_id=name, limits=limits, content_hash="-")
+    return grade_job(job, payload).record()

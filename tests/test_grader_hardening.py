@@ -52,9 +52,9 @@ def test_a_fork_bomb_does_not_starve_another_students_sandbox():
 @needs_bwrap
 def test_a_forged_reply_is_detected():
     with Sandbox(Limits(cell_timeout=10, notebook_timeout=30)) as sb:
-        sb.run_cell("import os, struct, __main__\n"
+        sb.run_cell("import os, struct, sys\n"
                     "def f():\n"
-                    "    payload = __main__.dumps({'ok': True, 'value': 42, 'stdout': '', 'stderr': '',"
+                    "    payload = sys._getframe(1).f_globals['dumps']({'ok': True, 'value': 42, 'stdout': '', 'stderr': '',"
                     " 'output_exceeded': False})\n"
                     "    for fd in range(3, 64):\n"
                     "        try:\n"

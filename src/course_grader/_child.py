@@ -112,7 +112,12 @@ def _main():
     out = _CappedWriter("stdout", budget)
     err = _CappedWriter("stderr", budget)
     _sys.stdout, _sys.stderr = out, err
-    user_ns = {"__name__": "__main__", "__builtins__": _builtins, "get_ipython": _FakeIPython}
+    # the student's namespace is the __main__ module, so that functions defined in cells pickle by
+    # reference (multiprocessing pools fork and look them up there); the child's own names stay apart
+    student_main = type(_sys)("__main__")
+    _sys.modules["__main__"] = student_main
+    user_ns = student_main.__dict__
+    user_ns.update({"__builtins__": _builtins, "get_ipython": _FakeIPython})
     _FakeIPython.ns = user_ns
     counter = [0]
     seq = [None]          # the grader's request number, echoed in the reply (forged replies don't match)

@@ -516,13 +516,12 @@ def segfault_midway(ctx):
 
 def forged_kernel_reply(ctx):
     # the student's function writes a well-formed "ok" reply of its own on every pipe it can find,
-    # using the wire format of the process it runs in (which it can reach through __main__)
+    # using the wire format of the process it runs in (which it can reach through its caller's frame)
     code = """import os, struct, sys
 import numpy as np
 
 def conv2d(x, w, b=None, stride=1, padding=0):
-    import __main__
-    dumps = getattr(__main__, "dumps", None)
+    dumps = sys._getframe(1).f_globals.get("dumps")
     fake = {"ok": True, "value": np.zeros((1, 1, 2, 2)), "stdout": "", "stderr": "", "output_exceeded": False}
     payload = dumps(fake) if dumps else b"{}"
     for fd in range(3, 64):
@@ -798,7 +797,7 @@ def forged_reply_with_seq(ctx):
 import numpy as np
 
 def conv2d(x, w, b=None, stride=1, padding=0):
-    import __main__
+    dumps = sys._getframe(1).f_globals["dumps"]
     seq = None
     frame = sys._getframe(1)
     while frame is not None and seq is None:
@@ -810,7 +809,7 @@ def conv2d(x, w, b=None, stride=1, padding=0):
         frame = frame.f_back
     value = np.zeros((np.shape(x)[0], np.shape(w)[0], 2, 2))
     fake = {"ok": True, "value": value, "stdout": "", "stderr": "", "output_exceeded": False, "seq": seq}
-    payload = __main__.dumps(fake)
+    payload = dumps(fake)
     for fd in range(3, 64):
         try:
             os.write(fd, struct.pack(">Q", len(payload)) + payload)
