@@ -63,7 +63,7 @@ cgroups:
 	done
 
 test: test-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile  # one file per worker: a module shares its course fixtures
 
 bench: $(VENV)/.stamp-test
 	$(PY) bench/conv.py
