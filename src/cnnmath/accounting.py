@@ -176,9 +176,9 @@ def conv_macs(in_shape, out_channels, kernel_size, stride=1, padding=0, dilation
     """
     c_in, spatial = _feature_map(in_shape)
     c_out = _positive(out_channels, "out_channels")
+    g = check_groups(groups, c_in, c_out)   # before the sizes, as cnnmath.conv reports it
     geo = window_geometry(spatial, kernel_size, stride, padding, dilation)
     k, s, d, pads, out = geo.k, geo.s, geo.d, geo.pads, geo.out
-    g = check_groups(groups, c_in, c_out)
     per_filter = (c_in // g)
     if count_padding:
         return prod(out) * c_out * per_filter * prod(k)
