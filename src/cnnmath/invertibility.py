@@ -124,11 +124,8 @@ def condition_number(w, n, mode="full", stride=1):
     cond : float
         ``>= 1``, or ``inf``.
     """
-    a = convolution_matrix(w, n, mode, stride).astype(np.float64)
-    if a.shape[0] < n:
-        return float("inf")
-    sv = np.linalg.svd(a, compute_uv=False)
-    tol = sv.max() * max(a.shape) * np.finfo(np.float64).eps
-    if sv[n - 1] <= tol:
-        return float("inf")
-    return float(sv[0] / sv[n - 1])
+    matrix = np.asarray(convolution_matrix(w, n, mode, stride=stride), dtype=np.float64)
+    sv = np.linalg.svd(matrix, compute_uv=False)            # min(rows, n) values, largest first
+    if sv.size < n or sv[-1] <= sv[0] * max(matrix.shape) * np.finfo(np.float64).eps:
+        return float("inf")                                 # fewer rows than n, or rank below n
+    return float(sv[0] / sv[-1])
