@@ -76,6 +76,31 @@ def test_pooling_mistakes_are_named():
     assert diagnose("equivariance_defect", (p, p2), {}, 0.0) is None
 
 
+def loop_circular_conv(x, w, b, flip=False, wrap=True):
+    n, c, h, wd = x.shape
+    k, p = w.shape[-1], (w.shape[-1] - 1) // 2
+    y = np.zeros((n, w.shape[0], h, wd)) + b[None, :, None, None]
+    for i in range(h):
+        for j in range(wd):
+            for a in range(k):
+                for q in range(k):
+                    r, s = i + a - p, j + q - p
+                    if wrap or (0 <= r < h and 0 <= s < wd):
+                        tap = w[:, :, k - 1 - a, k - 1 - q] if flip else w[:, :, a, q]
+                        y[:, :, i, j] += x[:, :, r % h, s % wd] @ tap.T
+    return y
+
+
+def test_circular_conv_mistakes_are_named():
+    x, w, b = RNG.standard_normal((2, 2, 5, 6)), RNG.standard_normal((3, 2, 3, 3)), RNG.standard_normal(3)
+    right = loop_circular_conv(x, w, b)
+    np.testing.assert_allclose(right, cnnmath.conv(np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="wrap"), w, b),
+                               atol=1e-12)
+    assert diagnose("circular_conv2d", (x, w, b), {}, right) is None
+    assert diagnose("circular_conv2d", (x, w, b), {}, loop_circular_conv(x, w, b, flip=True)) == "flipped_kernel"
+    assert diagnose("circular_conv2d", (x, w, b), {}, loop_circular_conv(x, w, b, wrap=False)) == "circular_not_wrapped"
+
+
 def loop_gp(x, xq, k, sw, sb, pad=0, flip=False):
     xp, xqp = np.pad(x, ((0, 0), (pad, pad))), np.pad(xq, ((0, 0), (pad, pad)))
     la, lb = xp.shape[1] - k + 1, xqp.shape[1] - k + 1

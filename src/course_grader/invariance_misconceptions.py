@@ -3,7 +3,7 @@
 
 Each diagnoser takes the arguments the trusted test sent to one student function and returns the
 correct result (``cnnmath``) and the wrong variants that name a mistake: windows that do not wrap
-around a periodic border, blur pooling without its blur, its max or its normalisation, a defect
+around a periodic border (a circular convolution's kernel flipped, too), blur pooling without its blur, its max or its normalisation, a defect
 measured without searching the shifts, a Gaussian-process kernel without the bias variance, with
 standard deviations for variances, with misaligned taps, a Monte Carlo estimate that multiplies
 averages, a convolution matrix without the flip or the wrap or the stride, an inverse that divides
@@ -90,6 +90,16 @@ def _circular_max_pool2d(x, k, stride=1):
     return ref, [("circular_not_wrapped", lambda: cm.max_pool(_pad(x, 0, k - 1, "constant"), k, stride=stride)),
                  ("circular_not_wrapped", lambda: cm.max_pool(_pad(x, 0, k - 1, "constant", -np.inf), k, stride=stride)),
                  ("circular_not_wrapped", lambda: cm.max_pool(x, k, stride=stride))]
+
+
+def _circular_conv2d(x, w, b=None):
+    cm = _cnnmath()
+    x, w = _f(x), _f(w)
+    b = None if b is None else _f(b)
+    p = (w.shape[-1] - 1) // 2
+    conv = lambda w_, mode: cm.conv(_pad(x, p, p, mode), w_, b)  # noqa: E731
+    return conv(w, "wrap"), [("flipped_kernel", lambda: conv(w[..., ::-1, ::-1], "wrap")),
+                             ("circular_not_wrapped", lambda: conv(w, "constant"))]
 
 
 def _blur(h, stride, mode):
@@ -211,6 +221,7 @@ def _condition_number(w, n, mode="full", stride=1):
 #: student function name -> a function of the same arguments returning (reference, variants)
 INVARIANCE_DIAGNOSERS = {
     "circular_max_pool2d": _circular_max_pool2d,
+    "circular_conv2d": _circular_conv2d,
     "blur_pool2d": _blur_pool2d,
     "equivariance_defect": _equivariance_defect,
     "conv_gp_kernel": _conv_gp_kernel,
