@@ -79,6 +79,7 @@ def student(answers=None, after=None):
 
 VARIANTS = {
     "loop_in_answer": student({"two": ANSWERS["two"] + LOOP}),
+    "loop_defining_nothing": student({"two": LOOP}),
     "loop_when_called": student({"two": "def two():\n    while True:\n        pass\n"}),
     "killed_in_scratch": student(after={"test_one": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"}),
     "exit_in_scratch": student(after={"test_two": "import os\nos._exit(3)\n"}),
@@ -90,9 +91,9 @@ VARIANTS = {
     "many_loops": student(after={"test_one": LOOP, "test_two": LOOP, "test_three": LOOP},
                           answers={"four": LOOP + ANSWERS["four"]}),
 }
-LOST = {"loop_in_answer": {"test_two", "test_four"}, "loop_when_called": {"test_two", "test_four"},
+LOST = {"loop_in_answer": {"test_two", "test_four"}, "loop_defining_nothing": {"test_two", "test_four"}, "loop_when_called": {"test_two", "test_four"},
         "memory_in_answer": {"test_two", "test_four"}, "many_loops": {"test_four"}}
-FLAGS = {"loop_in_answer": ["timeout"], "loop_when_called": ["timeout"], "killed_in_scratch": ["crash"],
+FLAGS = {"loop_in_answer": ["timeout"], "loop_defining_nothing": ["timeout"], "loop_when_called": ["timeout"], "killed_in_scratch": ["crash"],
          "exit_in_scratch": ["crash"], "segfault_in_scratch": ["crash"], "memory_in_scratch": ["memory"],
          "memory_in_answer": ["memory"], "many_loops": ["timeout"] * (replay.MAX_RESTARTS + 1)}
 

@@ -61,4 +61,4 @@ def not_run_note(needs, broken):
 def not_graded_message(needs, broken):
     """A test's message when it uses broken names."""
     names = ", ".join(sorted(needs))
-    return f"not graded: {broken[sorted(needs)[0]]} (this part uses {names}, which that cell or call left undefined)"
+    return f"not graded: {broken[sorted(needs)[0]]} (this part uses {names}, which depends on the cell or call that failed)"

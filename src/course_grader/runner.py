@@ -286,6 +286,12 @@ class Grader:
             return
         self.deaths.append([self.died, code, False])
         in_call = self.where[1] if self.where and self.where[0] == "call" else None
+        if in_call is None and self.where and self.where[0] == "cell" and entries[self.where[1]]["role"] == "answer":
+            # an answer cell: also what the instructor's solution of that part defines
+            gid = entries[self.where[1]]["grade_id"]
+            for c in self.source_nb["cells"]:
+                if is_answer(c) and nbmeta(c).get("grade_id") == gid:
+                    self.broken.update(replay.failed_names(cell_text(c.get("source")), None, self.died.reason))
         self.broken.update(replay.failed_names(code, in_call, self.died.reason))
         replay.spread(self.broken, [entries[i]["cell"]["source"] for i in self.ran])
 
