@@ -302,6 +302,7 @@ class Grader:
         a fresh sandbox replays the cells that ran, and later cells and tests that do not use a name the
         failure left undefined are run and graded as usual.
         """
+        from . import solution_check  # not at import time: `python -m course_grader.solution_check` imports this
         entries, flags = assemble(self.source_nb, self.release_nb, student_nb)
         flags = [list(f) for f in flags]
         tests = {}
@@ -382,6 +383,10 @@ class Grader:
                 outputs[:0] = touts
                 result = self._judge(entry, code, exc, dead_before)
                 self._record_death(entries, code, dead_before)
+                missing = solution_check.missing_instructor_name(exc, self.names)
+                if missing and not result["passed"]:  # the assignment's fault: flagged, not a silent 0
+                    result["message"] = solution_check.instructor_message(missing, self.source_nb)
+                    flags.append(solution_check.instructor_flag(entry["grade_id"], missing, self.source_nb))
                 explain_failure(result, self.calls)
                 self.calls = None
                 tests[entry["grade_id"]] = result
