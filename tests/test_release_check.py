@@ -102,3 +102,38 @@ def test_the_real_course_releases_with_every_solution_checked(tmp_path_factory):
     assert [l.split()[1] for l in proc.stdout.splitlines() if l.startswith("released ")] == assignments
     assert proc.stderr.strip() == "", proc.stderr
     print(f"release --all of {len(assignments)} assignments, solutions checked: {seconds:.1f} s")
+
+
+def _code(source, nbgrader=None, cell_id=None):
+    cell = {"cell_type": "code", "execution_count": None, "outputs": [], "source": source,
+            "metadata": {"nbgrader": dict(nbgrader, schema_version=3)} if nbgrader else {}}
+    if cell_id:
+        cell["id"] = cell_id
+    return cell
+
+
+def test_a_student_who_deleted_an_unlocked_instructor_cell_is_told_and_the_part_flagged(tmp_path):
+    answer = {"grade": False, "solution": True, "locked": False, "grade_id": "double"}
+    test = {"grade": True, "solution": False, "locked": True, "grade_id": "test_double", "points": 2}
+    source = {"cells": [_code("SCALE = 2\n", cell_id="scale-cell"),
+                        _code("### BEGIN SOLUTION\ndef double(x):\n    return SCALE * x\n### END SOLUTION\n", answer,
+                              "double"),
+                        _code('"""double doubles."""\nassert double(3) == 6, f"double(3): expected 6, got {double(3)}"\n',
+                              test, "test_double")],
+              "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    release = json.loads(json.dumps(source))
+    release["cells"][1]["source"] = "def double(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"
+    from course_grader import solution_check
+    assert solution_check.check_solutions([("tiny", "tiny", source, release)], Limits(cell_timeout=10)) == []
+    student = json.loads(json.dumps(release))
+    student["cells"][1]["source"] = "def double(x):\n    return SCALE * x\n"
+    del student["cells"][0]
+    path = tmp_path / "tiny.ipynb"
+    path.write_text(json.dumps(student))
+    result = grade_notebook(source, release, path, Limits(cell_timeout=10))
+    t = result["tests"]["test_double"]
+    assert t["points"] == 0.0 and "your function double raised NameError" in t["message"], t
+    assert "'SCALE' is defined in cell 1 of the assignment, which your notebook changed or deleted" in t["message"]
+    assert result["flags"] == [["instructor", "test 'test_double': the student's notebook lacks 'SCALE', which the "
+                                "unlocked cell 1 of the source notebook defines (changed or deleted by the student); "
+                                "lock that cell"]], result["flags"]

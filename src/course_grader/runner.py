@@ -387,6 +387,10 @@ class Grader:
                 if missing and not result["passed"]:  # the assignment's fault: flagged, not a silent 0
                     result["message"] = solution_check.instructor_message(missing, self.source_nb)
                     flags.append(solution_check.instructor_flag(entry["grade_id"], missing, self.source_nb))
+                lost = None if result["passed"] else solution_check.lost_unlocked_name(exc, self.source_nb)
+                if lost:  # an unlocked instructor cell the student changed or deleted
+                    result["message"] = (result["message"] + solution_check.lost_name_note(*lost))[:4000]
+                    flags.append(solution_check.lost_name_flag(entry["grade_id"], *lost))
                 explain_failure(result, self.calls)
                 self.calls = None
                 tests[entry["grade_id"]] = result

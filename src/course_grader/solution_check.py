@@ -20,6 +20,7 @@ import copy
 import glob
 import json
 import os
+import re
 import sys
 import time
 
@@ -39,6 +40,30 @@ def missing_instructor_name(exc, student_names):
     if not isinstance(name, str) or name in student_names:
         return None
     return name
+
+
+def lost_unlocked_name(exc, source_nb):
+    """(name, cell) when the student's function failed on a name an unlocked cell of the source defines.
+
+    The student's notebook lacks it because that instructor cell, not being locked, was changed or
+    deleted. None otherwise.
+    """
+    error = getattr(exc, "student_error", None)
+    if not isinstance(error, dict) or error.get("ename") != "NameError":
+        return None
+    match = re.match(r"name '([A-Za-z_]\w*)' is not defined", str(error.get("evalue", "")))
+    where = unlocked_cell_defining(source_nb, match.group(1)) if match else None
+    return (match.group(1), where) if where else None
+
+
+def lost_name_note(name, cell):
+    return (f"\n{name!r} is defined in cell {cell} of the assignment, which your notebook changed or deleted: "
+            "restore that cell")
+
+
+def lost_name_flag(grade_id, name, cell):
+    return ["instructor", f"test '{grade_id}': the student's notebook lacks {name!r}, which the unlocked cell {cell} "
+                          "of the source notebook defines (changed or deleted by the student); lock that cell"]
 
 
 def _bound(code):
