@@ -133,7 +133,8 @@ def test_a_dead_sandbox_costs_only_the_parts_that_depend_on_it(graded, name):
 def test_a_part_using_a_broken_function_names_it_and_the_reason(graded):
     for name in ("loop_in_answer", "loop_when_called"):
         message = graded.results[name]["tests"]["test_four"]["message"]
-        assert "this part uses four" in message and "time limit" in message, message
+        # the CPU time limit, or on a loaded machine the wall-clock bound
+        assert "this part uses four" in message and ("time limit" in message or "wall-clock limit" in message), message
     message = graded.results["memory_in_answer"]["tests"]["test_four"]["message"]
     assert "memory" in message, message
 
