@@ -150,5 +150,6 @@ def test_restarts_are_capped_and_the_notebook_stays_within_its_budget(graded):
     details = [f[1] for f in result["flags"]]
     assert sum("fresh sandbox" in d for d in details) == replay.MAX_RESTARTS, details
     assert result["tests"]["test_four"]["message"].startswith("not graded: "), result["tests"]["test_four"]
-    # four cells of 1 s CPU each (wall clock at most wall_slack times that), and the sandbox starts
-    assert graded.seconds["many_loops"] < 4 * LIMITS.cell_timeout * LIMITS.wall_slack + 10, graded.seconds
+    # four cells of 1 s CPU each (wall clock at most wall_slack times that), four sandbox starts and replays:
+    # well within the notebook's wall-clock budget, which every fresh sandbox shares
+    assert graded.seconds["many_loops"] < LIMITS.notebook_timeout, graded.seconds
