@@ -131,7 +131,7 @@ def build_cases(release_nb, sol, tests):
                                                    "        os.write(fd, struct.pack('>Q', 5) + b'forge')\n"
                                                    "    except OSError:\n"
                                                    "        pass\n", "conv2d")),
-        {CROSS}, ["crash"])
+        {CROSS, PARAMS}, ["crash"])
     add("shadowing_module_files", nb_of(wrong_conv), no_conv,
         extra={"numpy.py": "def allclose(*a, **k):\n    return True\n", "check_array.py": "pass\n"})
     hard = ("def cross_correlate2d(x, k):\n"
@@ -174,9 +174,9 @@ def build_cases(release_nb, sol, tests):
 
     # -- limits: points earned before the limit are kept
     add("kernel_dies", nb_of(wrong_conv, lambda nb: free_cell(nb, "import os\nos._exit(1)\n", "conv2d")),
-        {CROSS}, ["crash"])
+        {CROSS, PARAMS}, ["crash"])
     add("loops_when_called", nb_of({**sol, "conv2d": "def conv2d(x, w, b=None, stride=1, padding=0):\n"
-                                    "    while True:\n        pass\n"}), {CROSS}, ["timeout"])
+                                    "    while True:\n        pass\n"}), {CROSS, PARAMS}, ["timeout"])
     add("output_flood", nb_of(wrong_conv, lambda nb: free_cell(nb, "while True:\n    print('spam' * 1000)\n",
                                                                 "conv2d")), {CROSS}, ["output"])
     add("stderr_is_not_failure", nb_of({**sol, "conv2d": sol["conv2d"] + "\nimport sys, warnings\n"
