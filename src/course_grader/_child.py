@@ -143,6 +143,7 @@ def _main():
                 compiled.append(src.decode("utf-8", "replace"))
 
     _sys.addaudithook(_audit)
+    code_watch = CodeWatch()  # what runs, fingerprinted (_child_code.py, before this text)
 
     def answer(msg):
         msg["stdout"] = out.take()
@@ -188,7 +189,7 @@ def _main():
             if op == "run":
                 running[0] = str(request["code"]).encode("utf-8", "replace")
                 result = run(request["code"])
-                answer({"ok": True, "result": result})
+                answer({"ok": True, "result": result, "executed": code_watch.report()})
             elif op == "kinds":
                 kinds = {}
                 for name in request["names"]:
@@ -206,7 +207,7 @@ def _main():
                 value = func(*request["args"], **request["kwargs"])
                 if hasattr(value, "__next__") and hasattr(value, "__iter__"):
                     value = list(value)
-                answer({"ok": True, "value": value})
+                answer({"ok": True, "value": value, "executed": code_watch.report(func)})
             else:
                 answer({"ok": False, "error": {"ename": "ProtocolError", "evalue": str(op), "traceback": []}})
         except BaseException as exc:  # the student's code failed (or tried to exit)

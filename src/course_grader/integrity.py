@@ -131,3 +131,157 @@ def _normalized_shingles(code):
 def library_normalized_shingles(root=None):
     """Identifier-normalized shingles of every .py file of cnnmath."""
     return _library_union(_normalized_shingles, root)
+
+
+# -- what executes: bytecode fingerprints (the sandbox's report, course_grader._child_code) ----------------
+MIN_FUNCTION_SHINGLES = 24   # cnnmath functions smaller than this are too generic to recognise
+CODE_CONTAINMENT = 0.6       # the fraction of a cnnmath function's bytecode shingles found in what ran
+
+
+def _function_codes(module_code):
+    """(qualified name, code) of every function defined in a compiled module, nested ones included."""
+    out, stack = [], [("", module_code)]
+    while stack:
+        prefix, code = stack.pop()
+        for const in code.co_consts:
+            if isinstance(const, type(module_code)):
+                name = f"{prefix}{const.co_name}"
+                if not const.co_name.startswith("<"):
+                    out.append((name, const))
+                stack.append((name + ".", const))
+    return out
+
+
+def _nested_shingles(code):
+    from ._child_code import code_shingles
+    out, stack = set(), [code]
+    while stack:
+        c = stack.pop()
+        out |= code_shingles(c)
+        stack.extend(k for k in c.co_consts if isinstance(k, type(c)))
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def library_code_fingerprints(root=None):
+    """((module:function, frozenset of shingles), ...) of cnnmath's functions, compiled under this Python.
+
+    The functions with at least MIN_FUNCTION_SHINGLES shingles, the SymPy formula modules excepted (as
+    for the source checks). Computed once per process (and per ``root``).
+    """
+    if root is None:
+        spec = importlib.util.find_spec("cnnmath")
+        if spec is None or not spec.submodule_search_locations:
+            return ()
+        root = list(spec.submodule_search_locations)[0]
+    out = []
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in FORMULA_MODULES)
+        for name in sorted(files):
+            if not name.endswith(".py") or name in FORMULA_MODULES:
+                continue
+            path = os.path.join(dirpath, name)
+            with open(path, encoding="utf-8", errors="replace") as f:
+                try:
+                    module = compile(f.read(), path, "exec", dont_inherit=True)
+                except SyntaxError:
+                    continue
+            rel = os.path.relpath(path, root)[:-3].replace(os.sep, ".")
+            for qual, code in _function_codes(module):
+                shingles = frozenset(_nested_shingles(code))
+                if len(shingles) >= MIN_FUNCTION_SHINGLES:
+                    out.append((f"{rel}:{qual}", shingles))
+    return tuple(out)
+
+
+def executed_containment(report, fingerprints=None):
+    """(highest containment, cnnmath function) of the sandbox's report of what ran (see _child_code).
+
+    ``report``: {"codes": int, "shingles": [int, ...]} as the child sent it (untrusted plain data:
+    anything else counts as nothing ran).
+    """
+    if fingerprints is None:
+        fingerprints = library_code_fingerprints()
+    shingles = report.get("shingles") if isinstance(report, dict) else None
+    if not isinstance(shingles, list) or not shingles:
+        return 0.0, None
+    ran = {s for s in shingles[:100000] if isinstance(s, int) and not isinstance(s, bool)}
+    best, which = 0.0, None
+    for name, lib in fingerprints:
+        c = len(lib & ran) / len(lib)
+        if c > best:
+            best, which = c, name
+    return best, which
+
+
+def runs_cnnmath_code(report, fingerprints=None):
+    """The cnnmath function whose bytecode makes up most of what ran (CODE_CONTAINMENT or more), or None."""
+    best, which = executed_containment(report, fingerprints)
+    return which if best >= CODE_CONTAINMENT else None
+
+
+# -- which answers, which tests ------------------------------------------------------------------------
+def _where(cell):
+    return f"answer '{cell['grade_id']}'" if cell["role"] == "answer" else "a cell you added"
+
+
+def judge_cells(cells, import_hits, copy_hits, matches=None, library=None, owners=None):
+    """The cnnmath flags of a graded notebook and the tests they cost.
+
+    ``cells``: [{"role", "grade_id", "source", "stub"}] in notebook order (roles of notebook.assemble);
+    ``import_hits`` / ``copy_hits``: where the sandbox saw an import of cnnmath / cnnmath's code run,
+    as ("cell", index) or ("call", function name); ``matches``: where -> the cnnmath function matched;
+    ``owners``: function name -> grade_id of the answer that must define it. Returns (flags, grade ids
+    of the tests that earn 0). A flag always costs something: the tests that use what it names (through
+    any chain of cells), else every test that checks a student function.
+    """
+    from .notebook import defined_names, used_names
+    matches, owners = matches or {}, owners or {}
+    call_imports = {n for k, n in import_hits if k == "call"}
+    call_copies = {n for k, n in copy_hits if k == "call"}
+    flags, groups, defined = [], [], set()
+    for index, cell in enumerate(cells):
+        if cell["role"] not in ("answer", "student"):
+            continue
+        code, stub = cell["source"], cell["stub"]
+        mine = defined_names(code)
+        defined |= mine
+        what = None
+        if mentions_cnnmath(code, stub):
+            what = "uses the reference library cnnmath"
+        elif copied_from_cnnmath(code, stub, library):
+            what = "copies code from the reference library cnnmath"
+        elif ("cell", index) in import_hits or mine & call_imports:
+            what = "tries to import the reference library cnnmath"
+        elif ("cell", index) in copy_hits or mine & call_copies:
+            found = [matches[w] for w in [("cell", index)] + [("call", n) for n in sorted(mine)] if w in matches]
+            what = ("runs code copied from the reference library cnnmath" +
+                    (f" (the bytecode of cnnmath's {found[0]})" if found else " (built at run time)"))
+        if what:
+            flags.append(["cnnmath", f"{_where(cell)} {what}"])
+            groups.append(mine | (mine & (call_imports | call_copies)))
+    for name in sorted((call_imports | call_copies) - defined):   # functions no cell defines by name
+        owner = f"answer '{owners[name]}'" if name in owners else "your code"
+        what = ("tries to import the reference library cnnmath" if name in call_imports else
+                "runs code copied from the reference library cnnmath" +
+                (f" (the bytecode of cnnmath's {matches[('call', name)]})" if ("call", name) in matches else ""))
+        flags.append(["cnnmath", f"{owner}: your function {name} {what}"])
+        groups.append({name})
+    for group in groups:   # every flagged function is bad wherever it is called from
+        group |= call_imports | call_copies
+    tests = [(c["grade_id"], used_names(c["source"])) for c in cells if c["role"] == "test"]
+    carriers = [(used_names(c["source"]), defined_names(c["source"])) for c in cells
+                if c["role"] in ("answer", "student", "instructor")]
+    checks_student = {gid for gid, used in tests if used & (set(owners) | defined)} or {gid for gid, _ in tests}
+    lost = set()
+    for group in groups:
+        bad, grew = set(group), True
+        while grew:   # answers, added cells and instructor cells that use a bad name are bad (any order)
+            grew = False
+            for used, binds in carriers:
+                if used & bad and not binds <= bad:
+                    bad |= binds
+                    grew = True
+        hit = {gid for gid, used in tests if used & bad}
+        lost |= hit or checks_student
+    return flags, sorted(lost)
