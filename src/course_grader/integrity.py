@@ -215,9 +215,15 @@ def executed_containment(report, fingerprints=None):
 
 
 def runs_cnnmath_code(report, fingerprints=None):
-    """The cnnmath function whose bytecode makes up most of what ran (CODE_CONTAINMENT or more), or None."""
-    best, which = executed_containment(report, fingerprints)
-    return which if best >= CODE_CONTAINMENT else None
+    """The largest cnnmath function of which CODE_CONTAINMENT or more of the bytecode ran, or None."""
+    if fingerprints is None:
+        fingerprints = library_code_fingerprints()
+    best, _ = executed_containment(report, fingerprints)
+    if best < CODE_CONTAINMENT:
+        return None
+    ran = set(report["shingles"][:100000])
+    found = [(len(lib), name) for name, lib in fingerprints if len(lib & ran) >= CODE_CONTAINMENT * len(lib)]
+    return max(found)[1]
 
 
 # -- which answers, which tests ------------------------------------------------------------------------
