@@ -194,6 +194,13 @@ def library_code_fingerprints(root=None):
     return tuple(out)
 
 
+def _ran(report):
+    shingles = report.get("shingles") if isinstance(report, dict) else None
+    if not isinstance(shingles, list):
+        return set()
+    return {s for s in shingles[:100000] if isinstance(s, int) and not isinstance(s, bool)}
+
+
 def executed_containment(report, fingerprints=None):
     """(highest containment, cnnmath function) of the sandbox's report of what ran (see _child_code).
 
@@ -202,10 +209,9 @@ def executed_containment(report, fingerprints=None):
     """
     if fingerprints is None:
         fingerprints = library_code_fingerprints()
-    shingles = report.get("shingles") if isinstance(report, dict) else None
-    if not isinstance(shingles, list) or not shingles:
+    ran = _ran(report)
+    if not ran:
         return 0.0, None
-    ran = {s for s in shingles[:100000] if isinstance(s, int) and not isinstance(s, bool)}
     best, which = 0.0, None
     for name, lib in fingerprints:
         c = len(lib & ran) / len(lib)
@@ -221,7 +227,7 @@ def runs_cnnmath_code(report, fingerprints=None):
     best, _ = executed_containment(report, fingerprints)
     if best < CODE_CONTAINMENT:
         return None
-    ran = set(report["shingles"][:100000])
+    ran = _ran(report)
     found = [(len(lib), name) for name, lib in fingerprints if len(lib & ran) >= CODE_CONTAINMENT * len(lib)]
     return max(found)[1]
 

@@ -1,0 +1,150 @@
+"""Copies of cnnmath that hide (issue 17, point 1), through the real grading pipeline.
+
+Each case of tests/grader_corpus/copy_cases.py is a working copy of cnnmath's conv2d (checked here
+against cnnmath itself, outside the sandbox) hidden one way. Graded through jobs.Job ->
+work.grade_job (grader_helpers.grade_notebook) in the bubblewrap sandbox, each must lose exactly
+conv2d's parts with a cnnmath flag naming the answer, while the other parts keep their points.
+The detector's thresholds are checked against every honest answer of every assignment (the
+solutions) and the wrong-answer corpus: none is flagged, with the margin printed and asserted.
+"""
+import json
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from course_grader import integrity
+from course_grader._child_code import CodeWatch
+from course_grader.notebook import defined_names
+from course_grader.sandbox import Limits
+from tests.grader_corpus import cases as corpus
+from tests.grader_corpus.copy_cases import COPY_CASES
+from tests.grader_helpers import (REPO, cell_text, grade_notebook, graded_points, nbg, needs_bwrap,
+                                  reference_answers, student_notebook)
+
+ASSIGNMENT = "conv2d"
+CONV_PARTS = {corpus.P2, corpus.P3}
+MARGIN = 0.2   # the highest honest containment stays this far under the threshold
+
+
+def _notebooks(assignment):
+    source = json.loads((REPO / "solutions" / assignment / f"{assignment}.ipynb").read_text())
+    release = json.loads((REPO / "exercises" / assignment / f"{assignment}.ipynb").read_text())
+    for c in release["cells"]:
+        c["source"] = cell_text(c)
+    return source, release
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    source, release = _notebooks(ASSIGNMENT)
+    sol = reference_answers(source)
+    folder = tmp_path_factory.mktemp("copies")
+    paths = {}
+    for name, build in dict(COPY_CASES, honest=lambda: sol["conv2d"]).items():
+        paths[name] = folder / f"{name}.ipynb"
+        paths[name].write_text(json.dumps(student_notebook(release, {**sol, "conv2d": build()})))
+    with ThreadPoolExecutor(2) as pool:
+        futures = {name: pool.submit(grade_notebook, source, release, path, Limits(cell_timeout=30),
+                                     assignment=ASSIGNMENT, student=name) for name, path in paths.items()}
+        results = {name: f.result() for name, f in futures.items()}
+    return SimpleNamespace(results=results, points=graded_points(source))
+
+
+def test_every_copy_would_earn_points_if_it_were_not_caught():
+    import cnnmath
+    rng = np.random.default_rng(3)
+    x, w, b = rng.normal(size=(2, 3, 7, 6)), rng.normal(size=(4, 3, 3, 2)), rng.normal(size=4)
+    for name, build in COPY_CASES.items():
+        ns = {"__name__": "__main__", "np": np}
+        exec(compile(build(), f"<{name}>", "exec"), ns)
+        got = ns["conv2d"](x, w, b, stride=2, padding=1)
+        assert np.allclose(got, cnnmath.conv2d(x, w, b, stride=2, padding=1)), name
+
+
+@needs_bwrap
+@pytest.mark.parametrize("name", sorted(COPY_CASES))
+def test_a_hidden_copy_loses_its_parts_with_a_flag_naming_the_answer(graded, name):
+    result = graded.results[name]
+    for gid, points in graded.points.items():
+        expected = 0.0 if gid in CONV_PARTS else points
+        got = result["tests"][gid]["points"]
+        assert got == expected, (name, gid, got, result["tests"][gid]["message"][:300], result["flags"])
+    cnn = [msg for kind, msg in result["flags"] if kind == "cnnmath"]
+    assert cnn and all("conv2d" in msg for msg in cnn), (name, result["flags"])
+    assert {kind for kind, _ in result["flags"]} == {"cnnmath"}, (name, result["flags"])
+
+
+@needs_bwrap
+def test_the_honest_answer_in_the_same_run_gets_full_marks_unflagged(graded):
+    result = graded.results["honest"]
+    assert result["flags"] == [] and result["score"] == sum(graded.points.values()), result["flags"]
+
+
+# -- thresholds against honest answers ----------------------------------------------------------------
+def _run_answers(nb):
+    """Execute a notebook's setup and answer cells here (the course's own answers: trusted) and return
+    {function name: the watch's fingerprint of it}."""
+    watch = CodeWatch()
+    ns = {"__name__": "__main__"}
+    names = set()
+    for c in nb["cells"]:
+        md = nbg(c)
+        if c["cell_type"] != "code" or (md.get("grade") and not md.get("solution")):
+            continue
+        exec(compile(cell_text(c), "<cell>", "exec"), ns)
+        if md.get("solution"):
+            names |= defined_names(cell_text(c))
+    watch.report()
+    return {n: watch.report(ns[n]) for n in sorted(names) if callable(ns.get(n))}
+
+
+def _wrong_answer_notebooks():
+    """The honest and misconception notebooks of the grader corpus (tests/grader_corpus/cases.py)."""
+    ctx = SimpleNamespace(release={}, sol={}, points={})
+    for a in corpus.ASSIGNMENTS:
+        source, release = _notebooks(a)
+        ctx.release[a], ctx.sol[a], ctx.points[a] = release, reference_answers(source), graded_points(source)
+    chosen = [c for c in corpus.CASES if c.honest or c.misconception and not c.flags]
+    assert len(chosen) >= 15, [c.name for c in chosen]
+    out = []
+    for case in chosen:
+        for fname, nb in case.build(ctx).items():
+            assert isinstance(nb, dict), (case.name, fname)
+            out.append((case.name, nb))
+    return out
+
+
+def test_no_honest_answer_of_any_assignment_or_of_the_wrong_answer_corpus_is_flagged():
+    assignments = sorted(p.parent.name for p in REPO.glob("solutions/*/*.ipynb") if p.parent.name == p.stem)
+    assert len(assignments) >= 11
+    notebooks = [(a, _notebooks(a)[0]) for a in assignments] + _wrong_answer_notebooks()
+    library = integrity.library_code_fingerprints()
+    assert len(library) >= 100
+    scores = []
+    for label, nb in notebooks:
+        fingerprints = _run_answers(nb)
+        assert fingerprints, label
+        for name, report in fingerprints.items():
+            assert report["codes"] >= 1, (label, name)
+            score, which = integrity.executed_containment(report, library)
+            scores.append((score, label, name, which))
+            assert integrity.runs_cnnmath_code(report, library) is None, (label, name, score, which)
+        for c in nb["cells"]:
+            if nbg(c).get("solution"):
+                assert not integrity.copied_from_cnnmath(cell_text(c)), (label, nbg(c).get("grade_id"))
+    top = max(scores)
+    print(f"highest honest containment {top[0]:.3f} ({top[1]}: {top[2]} vs cnnmath's {top[3]}); "
+          f"threshold {integrity.CODE_CONTAINMENT}")
+    assert top[0] <= integrity.CODE_CONTAINMENT - MARGIN, top
+    assert len(scores) >= 60
+
+
+def test_the_copies_are_far_over_the_threshold():
+    for name, build in COPY_CASES.items():
+        ns = {"__name__": "__main__", "np": np}
+        watch = CodeWatch()
+        exec(compile(build(), f"<{name}>", "exec"), ns)
+        score, which = integrity.executed_containment(watch.report(ns["conv2d"]))
+        assert score >= 0.95, (name, score, which)
