@@ -8,7 +8,6 @@ The detector's thresholds are checked against every honest answer of every assig
 solutions) and the wrong-answer corpus: none is flagged, with the margin printed and asserted.
 """
 import json
-from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import numpy as np
@@ -45,10 +44,9 @@ def graded(tmp_path_factory):
     for name, build in dict(COPY_CASES, honest=lambda: sol["conv2d"]).items():
         paths[name] = folder / f"{name}.ipynb"
         paths[name].write_text(json.dumps(student_notebook(release, {**sol, "conv2d": build()})))
-    with ThreadPoolExecutor(2) as pool:
-        futures = {name: pool.submit(grade_notebook, source, release, path, Limits(cell_timeout=30),
-                                     assignment=ASSIGNMENT, student=name) for name, path in paths.items()}
-        results = {name: f.result() for name, f in futures.items()}
+    # one after another: CPython 3.11's ast.parse is not safe in two threads at once (SystemError)
+    results = {name: grade_notebook(source, release, path, Limits(cell_timeout=30), assignment=ASSIGNMENT,
+                                    student=name) for name, path in paths.items()}
     return SimpleNamespace(results=results, points=graded_points(source))
 
 
@@ -106,13 +104,14 @@ def _wrong_answer_notebooks():
     for a in corpus.ASSIGNMENTS:
         source, release = _notebooks(a)
         ctx.release[a], ctx.sol[a], ctx.points[a] = release, reference_answers(source), graded_points(source)
-    chosen = [c for c in corpus.CASES if c.honest or c.misconception and not c.flags]
+    # the honest students and the misconceptions (m_*: plain wrong NumPy, nothing that attacks the grader)
+    chosen = [c for c in corpus.CASES if c.honest or c.name.startswith("m_")]
     assert len(chosen) >= 15, [c.name for c in chosen]
     out = []
     for case in chosen:
-        for fname, nb in case.build(ctx).items():
-            assert isinstance(nb, dict), (case.name, fname)
-            out.append((case.name, nb))
+        files = case.build(ctx)
+        assert list(files) == [f"{case.assignment}.ipynb"], (case.name, list(files))
+        out.append((case.name, files[f"{case.assignment}.ipynb"]))
     return out
 
 
