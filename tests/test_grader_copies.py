@@ -147,3 +147,14 @@ def test_the_copies_are_far_over_the_threshold():
         exec(compile(build(), f"<{name}>", "exec"), ns)
         score, which = integrity.executed_containment(watch.report(ns["conv2d"]))
         assert score >= 0.95, (name, score, which)
+    for name in ("copy_renamed_and_reordered", "copy_diluted_in_200_lines", "copy_of_im2col_helper"):
+        source = COPY_CASES[name]()
+        assert len(source.splitlines()) > 300, name
+        score, which = integrity.structure_containment(source)
+        assert score >= 0.95, (name, score, which)   # the source alone gives these away, names and order aside
+
+
+def test_the_diluted_copy_is_mostly_the_students_own_lines():
+    source = COPY_CASES["copy_diluted_in_200_lines"]()
+    own = [l for l in source.splitlines() if "my_helper_" in l or "exercise " in l]
+    assert len(own) >= 60 and source.count("\n") - len(COPY_CASES["copy_exec_base64"]().splitlines()) >= 200

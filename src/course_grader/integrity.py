@@ -1,4 +1,6 @@
 """Detecting answers that call or copy the reference library ``cnnmath``."""
+import ast
+import copy
 import functools
 import importlib.util
 import io
@@ -72,6 +74,12 @@ def _string_tokens(code):
                 if t.type == tokenize.STRING]
     except (tokenize.TokenError, IndentationError, SyntaxError):
         return []
+
+
+def source_copies_cnnmath(code, stub="", library=None):
+    """True if source code names cnnmath, or copies it (verbatim, renamed, or its statements reordered)."""
+    return bool(mentions_cnnmath(code, stub) or copied_from_cnnmath(code, stub, library) or
+                structure_containment(code, stub)[0] >= STRUCTURE_CONTAINMENT)
 
 
 def copied_from_cnnmath(code, stub="", library=None, root=None):
@@ -228,8 +236,9 @@ def runs_cnnmath_code(report, fingerprints=None):
     if best < CODE_CONTAINMENT:
         return None
     ran = _ran(report)
-    found = [(len(lib), name) for name, lib in fingerprints if len(lib & ran) >= CODE_CONTAINMENT * len(lib)]
-    return max(found)[1]
+    found = [(not any(part.startswith("_") for part in name.replace(":", ".").split(".")), len(lib), name)
+             for name, lib in fingerprints if len(lib & ran) >= CODE_CONTAINMENT * len(lib)]
+    return max(found)[2]   # the largest public function, to name in the flag
 
 
 # -- which answers, which tests ------------------------------------------------------------------------
@@ -251,7 +260,7 @@ def judge_cells(cells, import_hits, copy_hits, matches=None, library=None, owner
     matches, owners = matches or {}, owners or {}
     call_imports = {n for k, n in import_hits if k == "call"}
     call_copies = {n for k, n in copy_hits if k == "call"}
-    flags, groups, defined = [], [], set()
+    flags, groups, defined, flagged = [], [], set(), set()
     for index, cell in enumerate(cells):
         if cell["role"] not in ("answer", "student"):
             continue
@@ -263,6 +272,9 @@ def judge_cells(cells, import_hits, copy_hits, matches=None, library=None, owner
             what = "uses the reference library cnnmath"
         elif copied_from_cnnmath(code, stub, library):
             what = "copies code from the reference library cnnmath"
+        elif structure_containment(code, stub)[0] >= STRUCTURE_CONTAINMENT:
+            what = ("copies code from the reference library cnnmath (renamed or reordered: the statements of "
+                    f"cnnmath's {structure_containment(code, stub)[1]})")
         elif ("cell", index) in import_hits or mine & call_imports:
             what = "tries to import the reference library cnnmath"
         elif ("cell", index) in copy_hits or mine & call_copies:
@@ -272,13 +284,17 @@ def judge_cells(cells, import_hits, copy_hits, matches=None, library=None, owner
         if what:
             flags.append(["cnnmath", f"{_where(cell)} {what}"])
             groups.append(mine | (mine & (call_imports | call_copies)))
+            if cell["role"] == "answer":
+                flagged.add(cell["grade_id"])
     for name in sorted((call_imports | call_copies) - defined):   # functions no cell defines by name
+        groups.append({name})
+        if owners.get(name) in flagged:
+            continue   # its answer is flagged already (it builds the function at run time)
         owner = f"answer '{owners[name]}'" if name in owners else "your code"
         what = ("tries to import the reference library cnnmath" if name in call_imports else
                 "runs code copied from the reference library cnnmath" +
                 (f" (the bytecode of cnnmath's {matches[('call', name)]})" if ("call", name) in matches else ""))
         flags.append(["cnnmath", f"{owner}: your function {name} {what}"])
-        groups.append({name})
     for group in groups:   # every flagged function is bad wherever it is called from
         group |= call_imports | call_copies
     tests = [(c["grade_id"], used_names(c["source"])) for c in cells if c["role"] == "test"]
@@ -297,3 +313,98 @@ def judge_cells(cells, import_hits, copy_hits, matches=None, library=None, owner
         hit = {gid for gid, used in tests if used & bad}
         lost |= hit or checks_student
     return flags, sorted(lost)
+
+
+# -- structure of the source: statements with names and order abstracted ----------------------------------
+MIN_FUNCTION_STATEMENTS = 8    # cnnmath functions with fewer distinctive statements are too generic
+MIN_STATEMENT_NODES = 8        # a statement this small (x = y + 1) says nothing about where it came from
+STRUCTURE_CONTAINMENT = 0.6    # the fraction of a cnnmath function's statements found in the answer
+
+
+class _Abstract(ast.NodeTransformer):
+    """Names, arguments, constants and docstrings abstracted; attribute names and operators kept."""
+
+    def visit_Name(self, node):
+        return ast.Name(id="_", ctx=ast.Load())
+
+    def visit_arg(self, node):
+        return ast.arg(arg="_")
+
+    def visit_Constant(self, node):
+        return ast.Constant(value=type(node.value).__name__)
+
+    def visit_keyword(self, node):
+        self.generic_visit(node)
+        return node
+
+    def visit_FunctionDef(self, node):
+        node.name, node.returns, node.decorator_list = "_", None, []
+        self.generic_visit(node)
+        return node
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+
+def _statement_hashes(code):
+    """Hashes of the abstracted statements of ``code`` (nested ones included), each once."""
+    import hashlib
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError):
+        return set()
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.stmt) and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                                  ast.ClassDef, ast.Import, ast.ImportFrom)):
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+                continue   # a docstring
+            if sum(1 for _ in ast.walk(node)) < MIN_STATEMENT_NODES:
+                continue
+            try:
+                dumped = ast.dump(_Abstract().visit(copy.deepcopy(node)))
+            except RecursionError:
+                continue
+            out.add(hashlib.blake2b(dumped.encode(), digest_size=8).hexdigest())
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def library_statements(root=None):
+    """((module:function, frozenset of statement hashes), ...) of cnnmath's functions (see _statement_hashes)."""
+    if root is None:
+        spec = importlib.util.find_spec("cnnmath")
+        if spec is None or not spec.submodule_search_locations:
+            return ()
+        root = list(spec.submodule_search_locations)[0]
+    out = []
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in FORMULA_MODULES)
+        for name in sorted(files):
+            if not name.endswith(".py") or name in FORMULA_MODULES:
+                continue
+            with open(os.path.join(dirpath, name), encoding="utf-8", errors="replace") as f:
+                source = f.read()
+            rel = os.path.relpath(os.path.join(dirpath, name), root)[:-3].replace(os.sep, ".")
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    hashes = frozenset(_statement_hashes(ast.unparse(node)))
+                    if len(hashes) >= MIN_FUNCTION_STATEMENTS:
+                        out.append((f"{rel}:{node.name}", hashes))
+    return tuple(out)
+
+
+def structure_containment(code, stub="", statements=None):
+    """(highest fraction of a cnnmath function's statements found in ``code``, that function)."""
+    if statements is None:
+        statements = library_statements()
+    mine = _statement_hashes(code) - _statement_hashes(stub)
+    best, which = 0.0, None
+    for name, lib in statements:
+        c = len(lib & mine) / len(lib)
+        if c > best:
+            best, which = c, name
+    return best, which

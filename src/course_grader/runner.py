@@ -140,7 +140,7 @@ class Grader:
         compiled = reply.get("compiled")
         if compiled and self.where is not None and isinstance(compiled, list):
             for src in compiled[:50]:
-                if isinstance(src, str) and (integrity.mentions_cnnmath(src) or integrity.copied_from_cnnmath(src, library=self.library)):
+                if isinstance(src, str) and integrity.source_copies_cnnmath(src, library=self.library):
                     self.copy_hits.add(self.where)
                     break
         if self.where is not None and self.where not in self.copy_hits:

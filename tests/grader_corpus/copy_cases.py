@@ -154,7 +154,7 @@ def _swap_independent(body):
 def diluted():
     """The copy in the middle of 200 lines of the student's own (honest, unused) helpers."""
     mine = []
-    for k in range(25):
+    for k in range(34):
         mine.append(f"def my_helper_{k}(values, scale={k + 1}):\n"
                     f"    \"\"\"Scale, shift and clip (exercise {k}).\"\"\"\n"
                     "    total = 0.0\n"
