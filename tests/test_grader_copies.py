@@ -18,7 +18,7 @@ from course_grader._child_code import CodeWatch
 from course_grader.notebook import defined_names
 from course_grader.sandbox import Limits
 from tests.grader_corpus import cases as corpus
-from tests.grader_corpus.copy_cases import COPY_CASES
+from tests.grader_corpus.copy_cases import COPY_CASES, LOSES_EVERY_PART
 from tests.grader_helpers import (REPO, cell_text, grade_notebook, graded_points, nbg, needs_bwrap,
                                   reference_answers, student_notebook)
 
@@ -35,6 +35,22 @@ def _notebooks(assignment):
     return source, release
 
 
+def _parts(build):
+    """(conv2d answer, cell added after it or None) of a case."""
+    built = build()
+    return built if isinstance(built, tuple) else (built, None)
+
+
+def _run_case(name):
+    """Run the case's cells here (trusted: these are the corpus's own copies) -> its namespace."""
+    ns = {"__name__": "__main__", "np": np}
+    answer, added = _parts(COPY_CASES[name])
+    exec(compile(answer, f"<{name}>", "exec"), ns)
+    if added:
+        exec(compile(added, f"<{name} added>", "exec"), ns)
+    return ns
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     source, release = _notebooks(ASSIGNMENT)
@@ -42,8 +58,14 @@ def graded(tmp_path_factory):
     folder = tmp_path_factory.mktemp("copies")
     paths = {}
     for name, build in dict(COPY_CASES, honest=lambda: sol["conv2d"]).items():
+        answer, added = _parts(build)
+        nb = student_notebook(release, {**sol, "conv2d": answer})
+        if added:
+            at = next(i for i, c in enumerate(nb["cells"]) if nbg(c).get("grade_id") == "conv2d") + 1
+            nb["cells"].insert(at, {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+                                    "source": added, "id": "added-by-student"})
         paths[name] = folder / f"{name}.ipynb"
-        paths[name].write_text(json.dumps(student_notebook(release, {**sol, "conv2d": build()})))
+        paths[name].write_text(json.dumps(nb))
     # one after another: CPython 3.11's ast.parse is not safe in two threads at once (SystemError)
     results = {name: grade_notebook(source, release, path, Limits(cell_timeout=30), assignment=ASSIGNMENT,
                                     student=name) for name, path in paths.items()}
@@ -54,10 +76,8 @@ def test_every_copy_would_earn_points_if_it_were_not_caught():
     import cnnmath
     rng = np.random.default_rng(3)
     x, w, b = rng.normal(size=(2, 3, 7, 6)), rng.normal(size=(4, 3, 3, 2)), rng.normal(size=4)
-    for name, build in COPY_CASES.items():
-        ns = {"__name__": "__main__", "np": np}
-        exec(compile(build(), f"<{name}>", "exec"), ns)
-        got = ns["conv2d"](x, w, b, stride=2, padding=1)
+    for name in COPY_CASES:
+        got = _run_case(name)["conv2d"](x, w, b, stride=2, padding=1)
         assert np.allclose(got, cnnmath.conv2d(x, w, b, stride=2, padding=1)), name
 
 
@@ -65,12 +85,14 @@ def test_every_copy_would_earn_points_if_it_were_not_caught():
 @pytest.mark.parametrize("name", sorted(COPY_CASES))
 def test_a_hidden_copy_loses_its_parts_with_a_flag_naming_the_answer(graded, name):
     result = graded.results[name]
+    lost = set(graded.points) if name in LOSES_EVERY_PART else CONV_PARTS
     for gid, points in graded.points.items():
-        expected = 0.0 if gid in CONV_PARTS else points
+        expected = 0.0 if gid in lost else points
         got = result["tests"][gid]["points"]
         assert got == expected, (name, gid, got, result["tests"][gid]["message"][:300], result["flags"])
     cnn = [msg for kind, msg in result["flags"] if kind == "cnnmath"]
-    assert cnn and all("conv2d" in msg for msg in cnn), (name, result["flags"])
+    assert cnn and all("answer 'conv2d'" in msg or "a cell you added" in msg for msg in cnn), (name, result["flags"])
+    assert any("a cell you added" in msg for msg in cnn) == ("helper_by" in name), (name, result["flags"])
     assert {kind for kind, _ in result["flags"]} == {"cnnmath"}, (name, result["flags"])
 
 
@@ -141,10 +163,9 @@ def test_no_honest_answer_of_any_assignment_or_of_the_wrong_answer_corpus_is_fla
 
 
 def test_the_copies_are_far_over_the_threshold():
-    for name, build in COPY_CASES.items():
-        ns = {"__name__": "__main__", "np": np}
+    for name in set(COPY_CASES) - LOSES_EVERY_PART:
         watch = CodeWatch()
-        exec(compile(build(), f"<{name}>", "exec"), ns)
+        ns = _run_case(name)
         score, which = integrity.executed_containment(watch.report(ns["conv2d"]))
         assert score >= 0.95, (name, score, which)
     for name in ("copy_renamed_and_reordered", "copy_diluted_in_200_lines", "copy_of_im2col_helper"):

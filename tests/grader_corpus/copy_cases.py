@@ -180,6 +180,27 @@ def copied_helper():
         "    return z if b is None else z + np.asarray(b, dtype=float)[None, :, None, None]\n")
 
 
+def _helper_reached_by(expression):
+    blob = base64.b64encode(_copy().replace("def conv2d(", "def _hidden_conv(").encode()).decode()
+    added = f"import base64 as _b\nexec(_b.b64decode({blob!r}).decode(), globals())\n"
+    answer = ("def conv2d(x, w, b=None, stride=1, padding=0):\n"
+              f"    return globals()[{expression}](x, w, b, stride, padding)\n")
+    return answer, added
+
+
+def helper_by_folded_name():
+    """A cell the student added builds the copy under another name; the answer reaches it through
+    globals() by a name spelled in two pieces (Python folds them: the walk of conv2d finds it)."""
+    return _helper_reached_by("'_hid' + 'den_conv'")
+
+
+def helper_by_computed_name():
+    """The same, the name computed at run time: no cell and no constant names the copy, so the flag
+    cannot tell which parts use it, and it costs every part that checks a student function."""
+    return _helper_reached_by("''.join(['_hid', 'den_conv'])")
+
+
+# answers built by one function each: the conv2d answer cell, or (answer, a cell added after it)
 COPY_CASES = {
     "copy_exec_base64": base64_exec,
     "copy_exec_joined_pieces": joined_pieces,
@@ -190,4 +211,7 @@ COPY_CASES = {
     "copy_renamed_and_reordered": renamed_and_reordered,
     "copy_diluted_in_200_lines": diluted,
     "copy_of_im2col_helper": copied_helper,
+    "copy_helper_by_folded_name": helper_by_folded_name,
+    "copy_helper_by_computed_name": helper_by_computed_name,
 }
+LOSES_EVERY_PART = {"copy_helper_by_computed_name"}
