@@ -142,8 +142,8 @@ def test_no_honest_answer_of_any_assignment_or_of_the_wrong_answer_corpus_is_fla
     assert len(assignments) >= 11
     notebooks = [(a, _notebooks(a)[0]) for a in assignments] + _wrong_answer_notebooks()
     library = integrity.library_code_fingerprints()
-    assert len(library) >= 100
-    scores = []
+    assert len(library) >= 100 and len(integrity.library_statements()) >= 40
+    scores, structure = [], []
     for label, nb in notebooks:
         fingerprints = _run_answers(nb)
         assert fingerprints, label
@@ -154,12 +154,18 @@ def test_no_honest_answer_of_any_assignment_or_of_the_wrong_answer_corpus_is_fla
             assert integrity.runs_cnnmath_code(report, library) is None, (label, name, score, which)
         for c in nb["cells"]:
             if nbg(c).get("solution"):
-                assert not integrity.copied_from_cnnmath(cell_text(c)), (label, nbg(c).get("grade_id"))
-    top = max(scores)
-    print(f"highest honest containment {top[0]:.3f} ({top[1]}: {top[2]} vs cnnmath's {top[3]}); "
+                code, gid = cell_text(c), nbg(c).get("grade_id")
+                assert not integrity.source_copies_cnnmath(code), (label, gid)
+                score, which = integrity.structure_containment(code)
+                structure.append((score, label, gid, which))
+    top, top_source = max(scores), max(structure)
+    print(f"\nhighest honest bytecode containment {top[0]:.3f} ({top[1]}: {top[2]} vs cnnmath's {top[3]}); "
           f"threshold {integrity.CODE_CONTAINMENT}")
+    print(f"highest honest statement containment {top_source[0]:.3f} ({top_source[1]}: {top_source[2]} vs "
+          f"cnnmath's {top_source[3]}); threshold {integrity.STRUCTURE_CONTAINMENT}")
     assert top[0] <= integrity.CODE_CONTAINMENT - MARGIN, top
-    assert len(scores) >= 60
+    assert top_source[0] <= integrity.STRUCTURE_CONTAINMENT - MARGIN, top_source
+    assert len(scores) >= 60 and len(structure) >= 60
 
 
 def test_the_copies_are_far_over_the_threshold():
