@@ -1,6 +1,5 @@
 """Detecting answers that call or copy the reference library ``cnnmath``."""
 import ast
-import copy
 import functools
 import importlib.util
 import io
@@ -317,55 +316,57 @@ def judge_cells(cells, import_hits, copy_hits, matches=None, library=None, owner
 
 # -- structure of the source: statements with names and order abstracted ----------------------------------
 MIN_FUNCTION_STATEMENTS = 8    # cnnmath functions with fewer distinctive statements are too generic
-MIN_STATEMENT_NODES = 8        # a statement this small (x = y + 1) says nothing about where it came from
+MIN_STATEMENT_NODES = 6        # a statement this small (x = y + 1) says nothing about where it came from
 STRUCTURE_CONTAINMENT = 0.6    # the fraction of a cnnmath function's statements found in the answer
 
 
-class _Abstract(ast.NodeTransformer):
-    """Names, arguments, constants and docstrings abstracted; attribute names and operators kept."""
+_SKIPPED_FIELDS = frozenset({"ctx", "name", "returns", "decorator_list", "type_comment", "annotation"})
 
-    def visit_Name(self, node):
-        return ast.Name(id="_", ctx=ast.Load())
 
-    def visit_arg(self, node):
-        return ast.arg(arg="_")
-
-    def visit_Constant(self, node):
-        return ast.Constant(value=type(node.value).__name__)
-
-    def visit_keyword(self, node):
-        self.generic_visit(node)
-        return node
-
-    def visit_FunctionDef(self, node):
-        node.name, node.returns, node.decorator_list = "_", None, []
-        self.generic_visit(node)
-        return node
-
-    visit_AsyncFunctionDef = visit_FunctionDef
+def _shape(node, memo):
+    """(abstracted text, node count) of an AST node: names, arguments and constants abstracted (to
+    their kind), attribute names, keyword-argument names and operators kept. Memoised per node."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if isinstance(node, ast.Name):
+        out = ("N", 1)
+    elif isinstance(node, ast.arg):
+        out = ("A", 1)
+    elif isinstance(node, ast.Constant):
+        out = ("C" + type(node.value).__name__, 1)
+    else:
+        parts, size = [type(node).__name__], 1
+        for field, value in ast.iter_fields(node):
+            if field in _SKIPPED_FIELDS:
+                continue
+            for item in (value if isinstance(value, list) else [value]):
+                if isinstance(item, ast.AST):
+                    text, n = _shape(item, memo)
+                    parts.append(text)
+                    size += n
+                else:
+                    parts.append(repr(item))
+        out = ("(" + " ".join(parts) + ")", size)
+    memo[key] = out
+    return out
 
 
 def _statement_hashes(code):
-    """Hashes of the abstracted statements of ``code`` (nested ones included), each once."""
+    """Hashes of the abstracted statements of ``code`` (source, or a parsed tree), nested ones included."""
     import hashlib
     try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError, RecursionError):
+        tree = ast.parse(code) if isinstance(code, str) else code
+        memo, out = {}, set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.stmt) and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                                      ast.ClassDef, ast.Import, ast.ImportFrom)):
+                text, size = _shape(node, memo)
+                if size >= MIN_STATEMENT_NODES:
+                    out.add(hashlib.blake2b(text.encode(), digest_size=8).digest())
+        return out
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return set()
-    out = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.stmt) and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
-                                                                  ast.ClassDef, ast.Import, ast.ImportFrom)):
-            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
-                continue   # a docstring
-            if sum(1 for _ in ast.walk(node)) < MIN_STATEMENT_NODES:
-                continue
-            try:
-                dumped = ast.dump(_Abstract().visit(copy.deepcopy(node)))
-            except RecursionError:
-                continue
-            out.add(hashlib.blake2b(dumped.encode(), digest_size=8).hexdigest())
-    return out
 
 
 @functools.lru_cache(maxsize=None)
@@ -391,7 +392,7 @@ def library_statements(root=None):
                 continue
             for node in ast.walk(tree):
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    hashes = frozenset(_statement_hashes(ast.unparse(node)))
+                    hashes = frozenset(_statement_hashes(node))
                     if len(hashes) >= MIN_FUNCTION_STATEMENTS:
                         out.append((f"{rel}:{node.name}", hashes))
     return tuple(out)
@@ -408,3 +409,9 @@ def structure_containment(code, stub="", statements=None):
         if c > best:
             best, which = c, name
     return best, which
+
+
+def warm_up():
+    """Compute (once per process: cached) the fingerprints the per-call checks compare with."""
+    library_code_fingerprints()
+    library_statements()
