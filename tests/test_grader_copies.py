@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from course_grader import integrity
+from course_grader import fingerprints, integrity
 from course_grader._child_code import CodeWatch
 from course_grader.notebook import defined_names
 from course_grader.sandbox import Limits
@@ -141,30 +141,30 @@ def test_no_honest_answer_of_any_assignment_or_of_the_wrong_answer_corpus_is_fla
     assignments = sorted(p.parent.name for p in REPO.glob("solutions/*/*.ipynb") if p.parent.name == p.stem)
     assert len(assignments) >= 11
     notebooks = [(a, _notebooks(a)[0]) for a in assignments] + _wrong_answer_notebooks()
-    library = integrity.library_code_fingerprints()
-    assert len(library) >= 100 and len(integrity.library_statements()) >= 40
+    library = fingerprints.library_code_fingerprints()
+    assert len(library) >= 100 and len(fingerprints.library_statements()) >= 40
     scores, structure = [], []
     for label, nb in notebooks:
-        fingerprints = _run_answers(nb)
-        assert fingerprints, label
-        for name, report in fingerprints.items():
+        reports = _run_answers(nb)
+        assert reports, label
+        for name, report in reports.items():
             assert report["codes"] >= 1, (label, name)
-            score, which = integrity.executed_containment(report, library)
+            score, which = fingerprints.executed_containment(report, library)
             scores.append((score, label, name, which))
-            assert integrity.runs_cnnmath_code(report, library) is None, (label, name, score, which)
+            assert fingerprints.runs_cnnmath_code(report, library) is None, (label, name, score, which)
         for c in nb["cells"]:
             if nbg(c).get("solution"):
                 code, gid = cell_text(c), nbg(c).get("grade_id")
                 assert not integrity.source_copies_cnnmath(code), (label, gid)
-                score, which = integrity.structure_containment(code)
+                score, which = fingerprints.structure_containment(code)
                 structure.append((score, label, gid, which))
     top, top_source = max(scores), max(structure)
     print(f"\nhighest honest bytecode containment {top[0]:.3f} ({top[1]}: {top[2]} vs cnnmath's {top[3]}); "
-          f"threshold {integrity.CODE_CONTAINMENT}")
+          f"threshold {fingerprints.CODE_CONTAINMENT}")
     print(f"highest honest statement containment {top_source[0]:.3f} ({top_source[1]}: {top_source[2]} vs "
-          f"cnnmath's {top_source[3]}); threshold {integrity.STRUCTURE_CONTAINMENT}")
-    assert top[0] <= integrity.CODE_CONTAINMENT - MARGIN, top
-    assert top_source[0] <= integrity.STRUCTURE_CONTAINMENT - MARGIN, top_source
+          f"cnnmath's {top_source[3]}); threshold {fingerprints.STRUCTURE_CONTAINMENT}")
+    assert top[0] <= fingerprints.CODE_CONTAINMENT - MARGIN, top
+    assert top_source[0] <= fingerprints.STRUCTURE_CONTAINMENT - MARGIN, top_source
     assert len(scores) >= 60 and len(structure) >= 60
 
 
@@ -172,12 +172,12 @@ def test_the_copies_are_far_over_the_threshold():
     for name in set(COPY_CASES) - LOSES_EVERY_PART:
         watch = CodeWatch()
         ns = _run_case(name)
-        score, which = integrity.executed_containment(watch.report(ns["conv2d"]))
+        score, which = fingerprints.executed_containment(watch.report(ns["conv2d"]))
         assert score >= 0.95, (name, score, which)
     for name in ("copy_renamed_and_reordered", "copy_diluted_in_200_lines", "copy_of_im2col_helper"):
         source = COPY_CASES[name]()
         assert len(source.splitlines()) > 300, name
-        score, which = integrity.structure_containment(source)
+        score, which = fingerprints.structure_containment(source)
         assert score >= 0.95, (name, score, which)   # the source alone gives these away, names and order aside
 
 

@@ -15,7 +15,7 @@ import traceback
 
 import numpy as np
 
-from . import integrity
+from . import fingerprints, integrity
 from .notebook import assemble, cell_text, defined_names, hidden_line_ranges, is_answer, nbmeta, solution_names
 from .sandbox import Sandbox, SandboxDied, SandboxError
 
@@ -117,7 +117,7 @@ class Grader:
 
     def __init__(self, source_nb, release_nb, limits, library=None, sandboxes=None):
         self.library = library
-        integrity.warm_up()   # cnnmath's fingerprints, once per process: never inside a test's time limit
+        fingerprints.warm_up()   # cnnmath's fingerprints, once per process: never inside a test's time limit
         self.sandboxes = sandboxes
         self.sandbox_start_s = 0.0
         self.source_nb = source_nb
@@ -145,7 +145,7 @@ class Grader:
                     self.copy_hits.add(self.where)
                     break
         if self.where is not None and self.where not in self.copy_hits:
-            matched = integrity.runs_cnnmath_code(reply.get("executed"))
+            matched = fingerprints.runs_cnnmath_code(reply.get("executed"))
             if matched:   # the bytecode that ran is cnnmath's, however it was written or built
                 self.copy_hits.add(self.where)
                 self.copy_matches.setdefault(self.where, matched)
