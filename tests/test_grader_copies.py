@@ -185,3 +185,35 @@ def test_the_diluted_copy_is_mostly_the_students_own_lines():
     source = COPY_CASES["copy_diluted_in_200_lines"]()
     own = [l for l in source.splitlines() if "my_helper_" in l or "exercise " in l]
     assert len(own) >= 60 and source.count("\n") - len(COPY_CASES["copy_exec_base64"]().splitlines()) >= 200
+
+
+def test_the_watch_never_runs_the_students_code_while_it_looks():
+    """Objects whose __class__, attributes or items would run code when read are walked by type only."""
+    ran = []
+
+    class Trap:
+        @property
+        def __class__(self):
+            ran.append("__class__")
+            return Trap
+
+        def __getattr__(self, name):
+            ran.append(name)
+            raise AttributeError(name)
+
+        def __call__(self, x):
+            return x
+
+    class TrapList(list):
+        def __getitem__(self, i):
+            ran.append("getitem")
+            return super().__getitem__(i)
+
+    trap, items = Trap(), TrapList([Trap()])
+
+    def answer(x):
+        return trap(x), items
+
+    watch = CodeWatch()
+    report = watch.report(answer)
+    assert ran == [] and report["codes"] >= 2, (ran, report["codes"])   # answer's and Trap.__call__'s code

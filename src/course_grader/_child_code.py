@@ -18,8 +18,9 @@ import opcode as _cw_opcode
 import sys as _cw_sys
 import zlib as _cw_zlib
 # the builtins this file uses, bound now: the student's code can replace names in the builtins module
-from builtins import (BaseException, classmethod, property, staticmethod, ValueError, bytearray, bytes, callable, dict, frozenset, id, isinstance,
-                      len, list, max, min, range, set, sorted, str, sum, tuple, type)
+from builtins import (BaseException, ValueError, bytearray, bytes, callable, classmethod, dict, float,
+                      frozenset, id, int, isinstance, issubclass, len, list, max, min, property, range, set,
+                      sorted, staticmethod, str, sum, tuple, type, bool)
 import functools as _cw_functools
 
 CODE_SHINGLE = 8               # bytecode tokens per shingle
@@ -100,8 +101,8 @@ class CodeWatch:
                 self.marshalled.append(bytes(args[0]))
             return
         code = args[0] if event == "exec" and args else (
-            args[2] if _len(args) == 3 and args[1] == "__code__" else None)
-        if _isinstance(code, _CW_CODE):
+            args[2] if _len(args) == 3 and type(args[1]) is str and args[1] == "__code__" else None)
+        if type(code) is _CW_CODE:
             seen = self.seen_codes
             if _len(seen) >= self.limits[1]:   # full: the smallest code gives way (junk cannot flush a copy)
                 small = min(seen, key=lambda k: _len(seen[k].co_code))
@@ -110,8 +111,7 @@ class CodeWatch:
                 del seen[small]
             seen[id(code)] = code
 
-    def report(self, obj=None, _isinstance=isinstance, _type=type, _len=len,
-               _dictget=dict.get, _sorted=sorted):
+    def report(self, obj=None, _type=type, _len=len, _dictget=dict.get, _sorted=sorted):
         """{"codes": number of code objects fingerprinted, "shingles": sorted shingle hashes}."""
         max_objects, max_codes, max_bytes, max_shingles = self.limits
         self.busy[0] = True
@@ -126,44 +126,46 @@ class CodeWatch:
             self.marshalled = []
             if obj is not None:
                 queue.insert(0, obj)
-            seen, codes, shingles, size, n = set(), 0, set(), 0, 0
+            seen, kept, codes, shingles, size, n = set(), [], 0, set(), 0, 0
             while queue and n < max_objects and codes < max_codes and size < max_bytes:
                 item = queue.pop(0)
                 if id(item) in seen:
                     continue
                 seen.add(id(item))
+                kept.append(item)   # alive until the walk ends, so that no id is reused
                 n += 1
+                # exact types only (type(), never isinstance(): that could read a student's __class__), and
+                # never an attribute of the student's own objects (that could run their code)
+                kind = _type(item)
                 try:
-                    if _isinstance(item, _CW_CODE):
+                    if kind is _CW_CODE:
                         codes += 1
                         size += _len(item.co_code)
                         if _len(shingles) < max_shingles:
                             shingles |= code_shingles(item)
-                        queue.extend(c for c in item.co_consts if _isinstance(c, (_CW_CODE, tuple, frozenset)))
-                    elif _isinstance(item, (tuple, frozenset, list)):
-                        queue.extend(item[:50] if _isinstance(item, (tuple, list)) else list(item)[:50])
-                    elif _isinstance(item, _CW_FUNCTION):
+                        queue.extend(c for c in item.co_consts if _type(c) in (_CW_CODE, tuple, frozenset))
+                    elif kind is tuple or kind is list:
+                        queue.extend(item[:50])
+                    elif kind is frozenset or kind is set:
+                        queue.extend(list(item)[:50])
+                    elif kind is _CW_FUNCTION:
                         code = item.__code__
                         queue.append(code)
                         queue.extend(c.cell_contents for c in (item.__closure__ or ()) if _cw_filled(c))
                         queue.extend(item.__defaults__ or ())
                         queue.extend((item.__kwdefaults__ or {}).values())
                         queue.extend(_cw_reached(code, item.__globals__, _dictget))
-                    elif _isinstance(item, _type):
+                    elif issubclass(kind, _type):
                         queue.extend(list(_CW_TYPE_DICT(item).values())[:200])
-                    elif _isinstance(item, _CW_MODULE):
-                        continue
-                    else:   # never an attribute of the student's own objects (that could run their code)
-                        kind = _type(item)
-                        if kind is _CW_BOUND or kind is staticmethod or kind is classmethod:
-                            queue.append(item.__func__)
-                        elif kind is property:
-                            queue.extend((item.fget, item.fset))
-                        elif kind is _cw_functools.partial:
-                            queue.append(item.func)
-                            queue.extend(item.args[:50])
-                        elif callable(item):
-                            queue.append(kind)
+                    elif kind is _CW_BOUND or kind is staticmethod or kind is classmethod:
+                        queue.append(item.__func__)
+                    elif kind is property:
+                        queue.extend((item.fget, item.fset))
+                    elif kind is _cw_functools.partial:
+                        queue.append(item.func)
+                        queue.extend(item.args[:50])
+                    elif kind is not _CW_MODULE and callable(item):
+                        queue.append(kind)
                 except BaseException:
                     continue
             return {"codes": codes, "shingles": _sorted(shingles)[:max_shingles]}
@@ -193,7 +195,7 @@ def _cw_reached(code, namespace, _dictget, _isinstance=isinstance):
         n += 1
         for name in tuple(c.co_names) + tuple(k for k in c.co_consts if _isinstance(k, str) and _len_ok(k)):
             v = _dictget(namespace, name) if _isinstance(namespace, dict) else None
-            if v is not None and not _isinstance(v, (int, float, str, bytes, _CW_MODULE)):
+            if v is not None and type(v) not in (int, float, str, bytes, bool, _CW_MODULE):
                 out.append(v)
         stack.extend(k for k in c.co_consts if _isinstance(k, _CW_CODE))
     return out
