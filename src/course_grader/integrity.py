@@ -179,7 +179,7 @@ def judge_cells(cells, import_hits, copy_hits, matches=None, library=None, owner
                     (f" (the bytecode of cnnmath's {found[0]})" if found else " (built at run time)"))
         if what:
             flags.append(["cnnmath", f"{_where(cell)} {what}"])
-            groups.append(mine | (mine & (call_imports | call_copies)))
+            groups.append(set(mine))
             if cell["role"] == "answer":
                 flagged.add(cell["grade_id"])
     for name in sorted((call_imports | call_copies) - defined):   # functions no cell defines by name
