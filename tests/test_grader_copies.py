@@ -217,3 +217,34 @@ def test_the_watch_never_runs_the_students_code_while_it_looks():
     watch = CodeWatch()
     report = watch.report(answer)
     assert ran == [] and report["codes"] >= 2, (ran, report["codes"])   # answer's and Trap.__call__'s code
+
+
+def _cells(*specs):
+    return [{"role": role, "grade_id": gid, "source": src, "stub": ""} for role, gid, src in specs]
+
+
+def test_a_flag_costs_the_parts_that_use_the_flagged_code_through_any_chain_of_cells():
+    """The routes where a flag used to leave the points: a call whose function no cell defines by name,
+    a flagged helper defined after the answer that uses it, a test reaching the answer through an
+    instructor cell, and a flagged cell that no part can be traced to (every student part is lost)."""
+    owners = {"conv2d": "conv2d", "helper_user": "uses-helper"}
+    cells = _cells(("answer", "conv2d", "exec(blob, globals())\n"),
+                   ("answer", "uses-helper", "def helper_user(x):\n    return later(x)\n"),
+                   ("student", None, "def later(x):\n    return x\n"),
+                   ("instructor", "seed", "Z = helper_user(1)\n"),
+                   ("test", "t_conv", "assert conv2d(1) == 1\n"),
+                   ("test", "t_seed", "assert Z == 1\n"),
+                   ("test", "t_other", "assert 1 + 1 == 2\n"))
+    flags, lost = integrity.judge_cells(cells, set(), {("call", "conv2d"), ("cell", 2)}, owners=owners)
+    assert lost == ["t_conv", "t_seed"], (flags, lost)
+    assert any("answer 'conv2d'" in m and "conv2d" in m for _, m in flags), flags
+    assert any("a cell you added" in m for _, m in flags), flags
+    # a flagged added cell whose names no part uses: every part that checks a student function is lost
+    cells = _cells(("answer", "conv2d", "def conv2d(x):\n    return globals()[name](x)\n"),
+                   ("student", None, "exec(blob, globals())\n"),
+                   ("test", "t_conv", "assert conv2d(1) == 1\n"),
+                   ("test", "t_other", "assert 1 + 1 == 2\n"))
+    flags, lost = integrity.judge_cells(cells, set(), {("cell", 1)}, owners=owners)
+    assert lost == ["t_conv"] and len(flags) == 1, (flags, lost)
+    # and nothing flagged costs nothing
+    assert integrity.judge_cells(cells, set(), set(), owners=owners) == ([], [])
