@@ -146,6 +146,7 @@ def _main():
     code_watch = CodeWatch()  # what runs, fingerprinted (_child_code.py, before this text)
 
     def answer(msg):
+        msg["executed"] = code_watch.report(msg.pop("walk", None))  # every reply: what ran since the last
         msg["stdout"] = out.take()
         msg["stderr"] = err.take()
         msg["output_exceeded"] = out.exceeded or err.exceeded
@@ -189,7 +190,7 @@ def _main():
             if op == "run":
                 running[0] = str(request["code"]).encode("utf-8", "replace")
                 result = run(request["code"])
-                answer({"ok": True, "result": result, "executed": code_watch.report()})
+                answer({"ok": True, "result": result})
             elif op == "kinds":
                 kinds = {}
                 for name in request["names"]:
@@ -207,7 +208,7 @@ def _main():
                 value = func(*request["args"], **request["kwargs"])
                 if hasattr(value, "__next__") and hasattr(value, "__iter__"):
                     value = list(value)
-                answer({"ok": True, "value": value, "executed": code_watch.report(func)})
+                answer({"ok": True, "value": value, "walk": func})
             else:
                 answer({"ok": False, "error": {"ename": "ProtocolError", "evalue": str(op), "traceback": []}})
         except BaseException as exc:  # the student's code failed (or tried to exit)

@@ -142,6 +142,34 @@ def _where(cell):
     return f"answer '{cell['grade_id']}'" if cell["role"] == "answer" else "a cell you added"
 
 
+def bound_names(code):
+    """Every module-level name a cell binds: definitions, assignments and ``from ... import`` names
+    anywhere outside function and class bodies (inside try/if/for/with too), and names functions
+    declare global (not modules: ``import numpy as np`` binds a module every test uses too)."""
+    import ast
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError):
+        return set()
+    names, stack = set(), list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, ast.Import):
+            continue   # a module (numpy as np) is not the cell's code: tests use it too
+        elif isinstance(node, ast.alias) and node.name != "*":
+            names.add(node.asname or node.name)
+        elif isinstance(node, ast.Lambda):
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    names |= {n for node in ast.walk(tree) if isinstance(node, ast.Global) for n in node.names}
+    return names
+
+
 def judge_cells(cells, import_hits, copy_hits, matches=None, library=None, owners=None):
     """The cnnmath flags of a graded notebook and the tests they cost.
 
@@ -152,7 +180,7 @@ def judge_cells(cells, import_hits, copy_hits, matches=None, library=None, owner
     of the tests that earn 0). A flag always costs something: the tests that use what it names (through
     any chain of cells), else every test that checks a student function.
     """
-    from .notebook import defined_names, used_names
+    from .notebook import used_names
     matches, owners = matches or {}, owners or {}
     call_imports = {n for k, n in import_hits if k == "call"}
     call_copies = {n for k, n in copy_hits if k == "call"}
@@ -161,7 +189,7 @@ def judge_cells(cells, import_hits, copy_hits, matches=None, library=None, owner
         if cell["role"] not in ("answer", "student"):
             continue
         code, stub = cell["source"], cell["stub"]
-        mine = defined_names(code)
+        mine = bound_names(code)
         defined |= mine
         what = None
         if mentions_cnnmath(code, stub):
@@ -194,7 +222,7 @@ def judge_cells(cells, import_hits, copy_hits, matches=None, library=None, owner
     for group in groups:   # every flagged function is bad wherever it is called from
         group |= call_imports | call_copies
     tests = [(c["grade_id"], used_names(c["source"])) for c in cells if c["role"] == "test"]
-    carriers = [(used_names(c["source"]), defined_names(c["source"])) for c in cells
+    carriers = [(used_names(c["source"]), bound_names(c["source"])) for c in cells
                 if c["role"] in ("answer", "student", "instructor")]
     checks_student = {gid for gid, used in tests if used & (set(owners) | defined)} or {gid for gid, _ in tests}
     lost = set()
