@@ -143,8 +143,10 @@ def _main():
                 compiled.append(src.decode("utf-8", "replace"))
 
     _sys.addaudithook(_audit)
+    code_watch = CodeWatch()  # what runs, fingerprinted (_child_code.py, before this text)
 
     def answer(msg):
+        msg["executed"] = code_watch.report(msg.pop("walk", None))  # every reply: what ran since the last
         msg["stdout"] = out.take()
         msg["stderr"] = err.take()
         msg["output_exceeded"] = out.exceeded or err.exceeded
@@ -206,7 +208,7 @@ def _main():
                 value = func(*request["args"], **request["kwargs"])
                 if hasattr(value, "__next__") and hasattr(value, "__iter__"):
                     value = list(value)
-                answer({"ok": True, "value": value})
+                answer({"ok": True, "value": value, "walk": func})
             else:
                 answer({"ok": False, "error": {"ename": "ProtocolError", "evalue": str(op), "traceback": []}})
         except BaseException as exc:  # the student's code failed (or tried to exit)

@@ -15,7 +15,7 @@ import traceback
 
 import numpy as np
 
-from . import integrity, replay
+from . import fingerprints, integrity, replay
 from .notebook import (assemble, cell_text, defined_names, hidden_line_ranges, is_answer, nbmeta,
                        solution_names, used_names)
 from .sandbox import Sandbox, SandboxDied, SandboxError
@@ -118,6 +118,7 @@ class Grader:
 
     def __init__(self, source_nb, release_nb, limits, library=None, sandboxes=None):
         self.library = library
+        fingerprints.warm_up()   # cnnmath's fingerprints, once per process: never inside a test's time limit
         self.sandboxes = sandboxes
         self.sandbox_start_s = 0.0
         self.source_nb = source_nb
@@ -133,7 +134,8 @@ class Grader:
         self.calls = None  # (name, args, kwargs, value) of the running test: misconceptions
         self.where = None  # ("cell", entry index) or ("call", function name) being run in the sandbox
         self.import_hits = set()  # where the student's process tried to import cnnmath
-        self.copy_hits = set()    # where it compiled (exec) code that uses or copies cnnmath
+        self.copy_hits = set()    # where it compiled (exec) code that uses or copies cnnmath, or ran cnnmath's code
+        self.copy_matches = {}    # where -> the cnnmath function whose bytecode ran there
 
     # -- sandbox calls -----------------------------------------------------------------
     def _collect_output(self, reply):
@@ -142,9 +144,14 @@ class Grader:
         compiled = reply.get("compiled")
         if compiled and self.where is not None and isinstance(compiled, list):
             for src in compiled[:50]:
-                if isinstance(src, str) and (integrity.mentions_cnnmath(src) or integrity.copied_from_cnnmath(src, library=self.library)):
+                if isinstance(src, str) and integrity.source_copies_cnnmath(src, library=self.library):
                     self.copy_hits.add(self.where)
                     break
+        if self.where is not None and self.where not in self.copy_hits:
+            matched = fingerprints.runs_cnnmath_code(reply.get("executed"))
+            if matched:   # the bytecode that ran is cnnmath's, however it was written or built
+                self.copy_hits.add(self.where)
+                self.copy_matches.setdefault(self.where, matched)
         if self.cell_outputs is not None:
             for stream in ("stdout", "stderr"):
                 text = reply.get(stream)
@@ -451,42 +458,20 @@ class Grader:
         return result
 
     def _integrity(self, entries, tests, flags):
-        """Answers that call or copy cnnmath earn 0 for the tests that use them."""
+        """Answers that call, copy or run cnnmath's code earn 0 for the tests that use them (always)."""
         stubs = {nbmeta(c).get("grade_id"): cell_text(c.get("source"))
                  for c in self.release_nb["cells"] if is_answer(c)}
-        bad_names = set()
-        imported_by = {name for kind, name in self.import_hits if kind == "call"}
-        copied_by = {name for kind, name in self.copy_hits if kind == "call"}
-        for index, entry in enumerate(entries):
-            if entry["role"] not in ("answer", "student"):
-                continue
-            code = entry["cell"]["source"]
-            stub = stubs.get(entry.get("grade_id"), "")
-            what = None
-            if integrity.mentions_cnnmath(code, stub):
-                what = "uses the reference library cnnmath"
-            elif integrity.copied_from_cnnmath(code, stub, self.library):
-                what = "copies code from the reference library cnnmath"
-            elif ("cell", index) in self.import_hits or (imported_by and defined_names(code) & imported_by):
-                what = "tries to import the reference library cnnmath"
-            elif ("cell", index) in self.copy_hits or (copied_by and defined_names(code) & copied_by):
-                what = "runs code copied from the reference library cnnmath (built at run time)"
-            if what:
-                where = f"answer '{entry['grade_id']}'" if entry["role"] == "answer" else "a cell you added"
-                flags.append(["cnnmath", f"{where} {what}"])
-                bad_names |= defined_names(code)
-        if not bad_names:
-            return
-        # answers whose code calls a flagged helper are tainted too
-        for entry in entries:
-            if entry["role"] == "answer" and used_names(entry["cell"]["source"]) & bad_names:
-                bad_names |= defined_names(entry["cell"]["source"])
-        for entry in entries:
-            if entry["role"] == "test" and used_names(entry["cell"]["source"]) & bad_names:
-                res = tests[entry["grade_id"]]
-                res.update(passed=False, points=0.0,
-                           message="0 points: the answer this test checks uses or copies cnnmath, "
-                                   "which answers must not do")
+        cells = [{"role": e["role"], "grade_id": e.get("grade_id"), "source": e["cell"]["source"],
+                  "stub": stubs.get(e.get("grade_id"), "")} for e in entries]
+        owners = {name: nbmeta(c).get("grade_id") for c in self.source_nb["cells"] if is_answer(c)
+                  for name in defined_names(cell_text(c.get("source")))}
+        new_flags, lost = integrity.judge_cells(cells, self.import_hits, self.copy_hits, self.copy_matches,
+                                                self.library, owners)
+        flags.extend(new_flags)
+        for gid in lost:
+            tests[gid].update(passed=False, points=0.0,
+                              message="0 points: the answer this test checks uses or copies cnnmath, "
+                                      "which answers must not do")
 
 
 def graded_test(max_points, failure=None, hidden=False):

@@ -93,14 +93,12 @@ MEMORY_EXCEEDED = ("memory limit exceeded (counting shared memory): the notebook
 
 @functools.lru_cache(maxsize=None)
 def _child_source():
-    """expressions.py, wire.py then _child.py (read once per process, not once per sandbox)."""
-    with open(os.path.join(HERE, "expressions.py"), encoding="utf-8") as f:
-        expressions_src = f.read()
-    with open(os.path.join(HERE, "wire.py"), encoding="utf-8") as f:
-        wire_src = f.read()
-    with open(os.path.join(HERE, "_child.py"), encoding="utf-8") as f:
-        child_src = f.read()
-    return expressions_src + "\n" + wire_src + "\n" + child_src
+    """expressions.py, wire.py, _child_code.py then _child.py (read once per process, not once per sandbox)."""
+    parts = []
+    for name in ("expressions.py", "wire.py", "_child_code.py", "_child.py"):
+        with open(os.path.join(HERE, name), encoding="utf-8") as f:
+            parts.append(f.read())
+    return "\n".join(parts)
 
 
 _PRELUDE = r'''
