@@ -38,6 +38,11 @@ def _groups(groups, channels):
     return int(groups)
 
 
+def _order(g, c):
+    """The source channel of every output channel: row-major (g, c / g) grid read column by column."""
+    return np.arange(c).reshape(g, c // g).T.ravel()
+
+
 def channel_shuffle(x, groups):
     """ShuffleNet's channel shuffle: output channel ``i * g + j`` is input channel ``j * (C / g) + i``.
 
@@ -61,9 +66,8 @@ def channel_shuffle(x, groups):
     """
     x = as_float_array(x, "x")
     check_rank(x, "x", min_ndim=2, layout="(N, C, *spatial)")
-    n, c = x.shape[:2]
-    g = _groups(groups, c)
-    return x.reshape(n, g, c // g, *x.shape[2:]).swapaxes(1, 2).reshape(x.shape).copy()
+    c = x.shape[1]
+    return x[:, _order(_groups(groups, c), c)]        # fancy indexing: a new array
 
 
 def channel_shuffle_backward(dout, groups):
@@ -84,9 +88,9 @@ def channel_shuffle_backward(dout, groups):
     """
     dout = as_float_array(dout, "dout")
     check_rank(dout, "dout", min_ndim=2, layout="(N, C, *spatial)")
-    n, c = dout.shape[:2]
-    g = _groups(groups, c)
-    return dout.reshape(n, c // g, g, *dout.shape[2:]).swapaxes(1, 2).reshape(dout.shape).copy()
+    dx = np.empty_like(dout)
+    dx[:, _order(_groups(groups, dout.shape[1]), dout.shape[1])] = dout   # y[:, p] = x  =>  dx[:, p] = dy
+    return dx
 
 
 def _factor(value, name):
