@@ -2,14 +2,23 @@
 
 Each mistake is made on purpose by hand-written arithmetic or index loops (independent of the
 cnnmath variants the diagnosers compute), and :func:`course_grader.misconceptions.diagnose` must
-name exactly that mistake; right answers and unrelated wrong ones are never diagnosed. (End to end,
-tests/test_exercises.py grades the built notebook with each wrong answer injected.)
+name exactly that mistake; right answers and unrelated wrong ones are never diagnosed.
+End to end: the reference answers, graded through the real sandbox and job pipeline, earn every point
+with no flag (not mistaken for copies of cnnmath); a notebook with four typical wrong answers loses
+exactly their parts, and each failed part's message names its misconception.
 """
+import json
+
 import numpy as np
 import pytest
 
 from course_grader.efficient_misconceptions import EFFICIENT_DIAGNOSERS, EFFICIENT_SENTENCES
 from course_grader.misconceptions import DIAGNOSERS, SENTENCES, diagnose
+from course_grader.sandbox import Limits
+from tests.grader_helpers import REPO, grade_notebook, graded_points, needs_bwrap, reference_answers, \
+    student_notebook
+
+NAME = "efficient_counting"
 
 
 def hand_block(c, h, w, filters, k, padding, pool, bias=True, flops=False, cmp_per_window=None, itemsize=4,
@@ -99,3 +108,44 @@ def test_registry_holds_every_key_and_function():
     """Every sentence key is registered with the grader, and every diagnosed function too."""
     assert set(EFFICIENT_SENTENCES) <= set(SENTENCES)
     assert all(DIAGNOSERS[name] is fn for name, fn in EFFICIENT_DIAGNOSERS.items())
+
+
+# -- end to end ------------------------------------------------------------------------------
+WRONG_ANSWERS = {   # answer cell -> (text in the reference answer, replacement, failed part, misconception)
+    "first_block_numbers": ("(pool * pool - 1)", "pool * pool", "test_first_block_numbers",
+                            "block_pool_comparisons_per_element"),
+    "channel_shuffle": ("x.reshape(n, groups, c // groups, *x.shape[2:])", "x.reshape(n, c // groups, groups, *x.shape[2:])",
+                        "test_channel_shuffle", "shuffle_grid_swapped"),
+    "channel_shuffle_backward": ("dx[:, j * m + i] = dout[:, i * groups + j]", "dx[:, i * groups + j] = dout[:, j * m + i]",
+                                 "test_channel_shuffle_backward", "shuffle_backward_is_forward"),
+    "compound_scaling_flops": ("(d * w ** 2 * r ** 2) ** phi", "(d * w * r) ** phi", "test_compound_scaling_flops",
+                               "scaling_not_squared"),
+}
+
+
+@needs_bwrap
+def test_the_grader_names_each_misconception(tmp_path):
+    """Reference answers: full marks, no flag; four wrong answers: their parts lost, each misconception named."""
+    source = json.loads((REPO / "solutions" / NAME / f"{NAME}.ipynb").read_text())
+    release = json.loads((REPO / "exercises" / NAME / f"{NAME}.ipynb").read_text())
+    limits = Limits(cell_timeout=20, notebook_timeout=120)
+    honest = tmp_path / "honest" / f"{NAME}.ipynb"
+    honest.parent.mkdir()
+    honest.write_text(json.dumps(student_notebook(release, reference_answers(source))))
+    record = grade_notebook(source, release, honest, limits, assignment=NAME)
+    points = graded_points(source)
+    assert record["flags"] == [] and {g: r["points"] for g, r in record["tests"].items()} == points, record
+    answers = reference_answers(source)
+    for cell, (old, new, _part, _key) in WRONG_ANSWERS.items():
+        assert old in answers[cell], cell
+        answers[cell] = answers[cell].replace(old, new)
+    path = tmp_path / f"{NAME}.ipynb"
+    path.write_text(json.dumps(student_notebook(release, answers)))
+    record = grade_notebook(source, release, path, limits, assignment=NAME)
+    assert record["flags"] == [], record["flags"]
+    got = {gid: r["points"] for gid, r in record["tests"].items()}
+    assert got == {gid: 0.0 for gid in points}, json.dumps(record["tests"], indent=1)
+    for _old, _new, part, key in WRONG_ANSWERS.values():
+        test = record["tests"][part]
+        assert test.get("misconception") == key, (part, test)
+        assert SENTENCES[key] in test["message"], (part, test["message"])
