@@ -99,3 +99,13 @@ def test_channel_shuffle_rejects_bad_groups():
             cm.channel_shuffle(x, bad)
         with pytest.raises(ValueError, match=f"^{msg}$"):
             cm.channel_shuffle_backward(x, bad)
+
+
+def test_docstring_examples():
+    """The examples in cnnmath.architectures' docstrings run and print what they claim."""
+    import doctest
+
+    import cnnmath.architectures
+
+    result = doctest.testmod(cnnmath.architectures, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted >= 3
