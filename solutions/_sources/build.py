@@ -56,6 +56,7 @@ ASSIGNMENTS = [
     "activations_losses",
     "derivations",
     "aliasing_gp_invertibility",
+    "efficient_counting",
 ]
 
 RULES = """## Rules (read before you start)
