@@ -25,7 +25,7 @@ import numpy as np
 from ._geometry import padded_output_size
 
 __all__ = ["pad_spatial", "sliding_windows", "crop", "column_view", "im2col_padded", "batch_columns",
-           "col2im_add", "col2im_padded", "RowBlockColumns", "BLOCK_BYTES"]
+           "col2im_add", "col2im_padded", "RowBlockColumns", "BLOCK_BYTES", "padded_batch"]
 
 
 # Target size of one block of columns (bytes): small enough to stay in the caches between
@@ -103,12 +103,31 @@ def im2col_padded(xp, kernel_size, stride, dilation, out):
     return np.ascontiguousarray(column_view(xp, 2, k, stride, dilation, out))
 
 
+@functools.lru_cache(maxsize=512)
+def _column_layout(geo, strides):
+    """Shape tail ``(*k, *out)`` and strides of the columns view of a buffer with ``strides`` (bytes)."""
+    st = strides[2:]
+    return (geo.k + geo.out, strides[:2] + tuple(a * d for a, d in zip(st, geo.d))
+            + tuple(a * s for a, s in zip(st, geo.s)))
+
+
+def padded_batch(x, geo, dtype):
+    """``x`` (N, C, *spatial) as a C-contiguous zero-padded (N, C, *padded) array of ``dtype``.
+
+    ``x`` itself when it already is one and needs no padding (never mutate the result)."""
+    if geo.unpadded:
+        return np.ascontiguousarray(x, dtype=dtype)
+    xp = np.zeros(x.shape[:2] + geo.padded, dtype=dtype)  # one zero buffer and one slice copy, no np.pad
+    xp[geo.interior] = x
+    return xp
+
+
 def batch_columns(x, geo, dtype):
     """im2col of the whole batch ``x`` (N, C, *spatial) in one copy: a contiguous (N, C, *k, *out) array."""
-    view = column_view(pad_spatial(x, geo.pads), 2, geo.k, geo.s, geo.d, geo.out)
-    cols = np.empty(view.shape, dtype=dtype)
-    np.copyto(cols, view)
-    return cols
+    src = padded_batch(x, geo, dtype)
+    tail, strides = _column_layout(geo, src.strides)
+    # A strided view of the contiguous buffer (cheaper than as_strided), copied in C order.
+    return np.ndarray(src.shape[:2] + tail, dtype, src, 0, strides).copy()
 
 
 @functools.lru_cache(maxsize=512)

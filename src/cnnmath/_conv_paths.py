@@ -79,7 +79,8 @@ class Route:
 
 def is_lean(n, geo, dtype, lean_bytes=LEAN_BYTES):
     """Rule 1: the whole batch's columns fit in ``lean_bytes``."""
-    return n * geo.c_in * geo.taps * geo.positions * np.dtype(dtype).itemsize <= lean_bytes
+    itemsize = dtype.itemsize if isinstance(dtype, np.dtype) else np.dtype(dtype).itemsize
+    return n * geo.c_in * geo.taps * geo.positions * itemsize <= lean_bytes
 
 
 def route_for(geo, n, dtype, lean_bytes=LEAN_BYTES, small_columns=SMALL_COLUMNS):
