@@ -25,7 +25,8 @@ import numpy as np
 from ._geometry import padded_output_size
 
 __all__ = ["pad_spatial", "sliding_windows", "crop", "column_view", "im2col_padded", "batch_columns",
-           "col2im_add", "col2im_padded", "RowBlockColumns", "BLOCK_BYTES", "padded_batch"]
+           "col2im_add", "col2im_padded", "RowBlockColumns", "BLOCK_BYTES", "padded_batch",
+           "gather_matrix"]
 
 
 # Target size of one block of columns (bytes): small enough to stay in the caches between
@@ -128,6 +129,24 @@ def batch_columns(x, geo, dtype):
     tail, strides = _column_layout(geo, src.strides)
     # A strided view of the contiguous buffer (cheaper than as_strided), copied in C order.
     return np.ndarray(src.shape[:2] + tail, dtype, src, 0, strides).copy()
+
+
+@functools.lru_cache(maxsize=256)
+def gather_matrix(geo, dtype):
+    """im2col as a matrix: the read-only 0/1 ``(prod(spatial), prod(k) * prod(out))`` array ``G`` with
+    ``cols[c, j, o] = (x[c].ravel() @ G)[j * prod(out) + o]`` (padding folded in: taps that land on
+    padding read no input); its transpose is col2im with the crop. Built once per geometry."""
+    spatial, L = math.prod(geo.spatial), geo.positions
+    G = np.zeros((spatial, geo.taps, L), dtype=dtype)
+    o = np.indices(geo.out).reshape(geo.ndim, L)
+    for t, tap in enumerate(np.ndindex(*geo.k)):
+        pos = [o[i] * geo.s[i] + tap[i] * geo.d[i] - geo.pads[i][0] for i in range(geo.ndim)]
+        inside = np.logical_and.reduce([(p >= 0) & (p < n) for p, n in zip(pos, geo.spatial)])
+        rows = np.ravel_multi_index([p[inside] for p in pos], geo.spatial) if inside.any() else []
+        G[rows, t, np.flatnonzero(inside)] = 1
+    G = G.reshape(spatial, geo.taps * L)
+    G.flags.writeable = False
+    return G
 
 
 @functools.lru_cache(maxsize=512)

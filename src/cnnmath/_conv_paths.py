@@ -6,14 +6,19 @@ in how they trade per-call overhead against memory. For a call on a batch of ``N
 geometry ``geo`` (:class:`cnnmath._geometry.Geometry`):
 
 Forward, ``out[n] = W @ cols(x[n])`` with ``W = w.reshape(C_out, -1)`` per group
+    * ``"gather"``: the whole batch's columns as one GEMM ``x @ G`` with the geometry's 0/1 im2col
+      matrix ``G`` (:func:`cnnmath._columns.gather_matrix`, built once per geometry), padding
+      folded in -- two GEMMs and nothing else, for the exercises' few-pixel images;
     * ``"lean"``: the whole batch's columns in one copy and one batched GEMM;
     * ``"blocked"``: one image and one block of about ``block_bytes`` of output rows at a time,
       into reused buffers, written straight into the output: peak extra memory is one block.
 
 Kernel gradient, ``dw = sum_n dout[n] @ cols(x[n])^T`` (seed 004 eq. 9.11)
-    * ``"lean"`` / ``"blocked"``: as for the forward.
+    * ``"gather"`` / ``"lean"`` / ``"blocked"``: as for the forward.
 
-Input gradient (seed 004 eq. 9.13): three forms remain, each for a reason.
+Input gradient (seed 004 eq. 9.13): three forms remain, each for a reason, plus the gather form.
+    * ``"gather"``: ``(w^T @ dout) @ G^T`` -- col2im and the crop as one GEMM with the transposed
+      im2col matrix: on tiny images two GEMMs cost less than ``prod(k)`` scatter-adds.
     * ``"lean"``: ``w^T @ dout`` for the whole batch in one GEMM, then ``prod(k)`` scatter-adds
       (at stride 1 on flattened images, one contiguous add per tap) -- on small problems the
       number of NumPy calls is what costs, and this form makes the fewest.
@@ -24,7 +29,9 @@ Input gradient (seed 004 eq. 9.13): three forms remain, each for a reason.
       the one form left for large strided problems (and large ones with C_out > C_in).
 
 The rule (:func:`route_for`)
-    1. *lean* when the whole batch's columns, ``N C_in prod(k) prod(out)`` entries, fit in
+    0. *gather* when the geometry's im2col matrix, ``prod(spatial) prod(k) prod(out)`` entries,
+       fits in :data:`GATHER_BYTES`: all three take their ``"gather"`` path;
+    1. otherwise *lean* when the whole batch's columns, ``N C_in prod(k) prod(out)`` entries, fit in
        :data:`LEAN_BYTES`: all three take their ``"lean"`` path;
     2. otherwise forward and dw are ``"blocked"``; dx is ``"flipped"`` when the stride is 1 and
        either ``C_out <= C_in`` or ``dout`` has at most :data:`SMALL_COLUMNS` column entries
@@ -45,11 +52,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._columns import (BLOCK_BYTES, RowBlockColumns, batch_columns, col2im_add, col2im_padded, crop,
-                       rows_per_block)
+                       gather_matrix, rows_per_block)
 from ._geometry import conv_geometry
 
 __all__ = ["Route", "route_for", "forward", "input_grad", "weight_grad", "flipped_transposed_weights",
-           "FORWARD_PATHS", "INPUT_GRAD_PATHS", "WEIGHT_GRAD_PATHS", "LEAN_BYTES", "SMALL_COLUMNS"]
+           "FORWARD_PATHS", "INPUT_GRAD_PATHS", "WEIGHT_GRAD_PATHS", "LEAN_BYTES", "SMALL_COLUMNS",
+           "GATHER_BYTES"]
+
+# Geometries whose im2col matrix (prod(spatial) x prod(k) prod(out) entries, see
+# cnnmath._columns.gather_matrix) fits in this many bytes take the gather paths: on the exercises'
+# few-pixel images, one GEMM with that matrix costs less than the padding copy, the strided
+# column copy and (for dx) the prod(k) scatter-adds it replaces.
+GATHER_BYTES = 1 << 17
 
 # Problems whose whole-batch columns (N * C_in * prod(k) * prod(out) entries) fit in this many
 # bytes take the lean paths: on course-sized calls the blocked paths' bookkeeping costs as much
@@ -83,8 +97,16 @@ def is_lean(n, geo, dtype, lean_bytes=LEAN_BYTES):
     return n * geo.c_in * geo.taps * geo.positions * itemsize <= lean_bytes
 
 
-def route_for(geo, n, dtype, lean_bytes=LEAN_BYTES, small_columns=SMALL_COLUMNS):
+def is_gathered(geo, dtype, gather_bytes=GATHER_BYTES):
+    """Rule 0: the geometry's im2col matrix fits in ``gather_bytes``."""
+    itemsize = dtype.itemsize if isinstance(dtype, np.dtype) else np.dtype(dtype).itemsize
+    return math.prod(geo.spatial) * geo.taps * geo.positions * itemsize <= gather_bytes
+
+
+def route_for(geo, n, dtype, lean_bytes=LEAN_BYTES, small_columns=SMALL_COLUMNS, gather_bytes=GATHER_BYTES):
     """The :class:`Route` the rule of the module docstring picks for ``n`` images of geometry ``geo``."""
+    if is_gathered(geo, dtype, gather_bytes):
+        return _GATHER
     if is_lean(n, geo, dtype, lean_bytes):
         return _LEAN
     dout_columns = n * geo.c_out * geo.positions * geo.taps
@@ -93,6 +115,7 @@ def route_for(geo, n, dtype, lean_bytes=LEAN_BYTES, small_columns=SMALL_COLUMNS)
     return _BLOCKED
 
 
+_GATHER = Route("gather", "gather", "gather")
 _LEAN = Route("lean", "lean", "lean")
 _BLOCKED_FLIPPED = Route("blocked", "flipped", "blocked")
 _BLOCKED = Route("blocked", "blocked", "blocked")
@@ -108,11 +131,20 @@ def forward(x, w, geo, dtype, route=None):
     return FORWARD_PATHS[route.forward](x, w, geo, dtype, route)
 
 
+def forward_gather(x, w, geo, dtype, route):
+    """The whole batch's columns as one GEMM with the im2col matrix, then the forward GEMM."""
+    n = x.shape[0]
+    cols = np.matmul(x.reshape(n * geo.c_in, math.prod(geo.spatial)), gather_matrix(geo, dtype))
+    return _forward_from_columns(cols, w, geo, dtype, n)
+
+
 def forward_lean(x, w, geo, dtype, route):
     """One im2col copy of the whole batch, one GEMM (batched over images and groups)."""
-    n, g = x.shape[0], geo.groups
-    L = geo.positions
-    cols = batch_columns(x, geo, dtype)
+    return _forward_from_columns(batch_columns(x, geo, dtype), w, geo, dtype, x.shape[0])
+
+
+def _forward_from_columns(cols, w, geo, dtype, n):
+    g, L = geo.groups, geo.positions
     wm = w.astype(dtype, copy=False).reshape(g, geo.c_out // g, -1)
     K = geo.c_in * geo.taps  # explicit sizes, not -1: an empty batch must reshape too
     if g == 1:
@@ -175,6 +207,20 @@ def input_grad_flipped(dout, w, geo, n, dtype, route):
     g2 = conv_geometry(dout.shape, wf.shape, 1, tuple(pads), geo.d, geo.groups)
     inner = None if route.flipped_forward is None else Route(route.flipped_forward, "", "", route.block_bytes)
     return forward(dout, wf, g2, dtype, inner)
+
+
+def input_grad_gather(dout, w, geo, n, dtype, route):
+    """dx = (w^T @ dout) @ G^T for the whole batch: col2im and the crop as one GEMM with the
+    transposed im2col matrix ``G`` (two GEMMs in all, no scatter)."""
+    g = geo.groups
+    cout_g = geo.c_out // g
+    wt = w.astype(dtype, copy=False).reshape(g, cout_g, -1).transpose(0, 2, 1)
+    if g == 1:
+        dcols = np.matmul(wt[0], dout.reshape(n, cout_g, geo.positions))
+    else:
+        dcols = np.matmul(wt, dout.reshape(n, g, cout_g, geo.positions))
+    dx = np.matmul(dcols.reshape(n * geo.c_in, geo.taps * geo.positions), gather_matrix(geo, dtype).T)
+    return dx.reshape((n, geo.c_in) + geo.spatial)
 
 
 def input_grad_lean(dout, w, geo, n, dtype, route):
@@ -276,12 +322,22 @@ def weight_grad(dout, x, geo, dtype, route=None):
     return WEIGHT_GRAD_PATHS[route.weight_grad](dout, x, geo, dtype, route)
 
 
+def weight_grad_gather(dout, x, geo, dtype, route):
+    """The whole batch's columns as one GEMM with the im2col matrix, then the dw GEMM."""
+    n = x.shape[0]
+    cols = np.matmul(x.reshape(n * geo.c_in, math.prod(geo.spatial)), gather_matrix(geo, dtype))
+    return _weight_grad_from_columns(dout, cols, geo, n)
+
+
 def weight_grad_lean(dout, x, geo, dtype, route):
     """One im2col copy of the whole batch, one batched GEMM, a sum over images."""
-    n, g = x.shape[0], geo.groups
-    L = geo.positions
+    return _weight_grad_from_columns(dout, batch_columns(x, geo, dtype), geo, x.shape[0])
+
+
+def _weight_grad_from_columns(dout, cols, geo, n):
+    g, L = geo.groups, geo.positions
     cin_g, cout_g = geo.c_in // g, geo.c_out // g
-    cm = batch_columns(x, geo, dtype).reshape(n, g, cin_g * geo.taps, L)
+    cm = cols.reshape(n, g, cin_g * geo.taps, L)
     dm = dout.reshape(n, g, cout_g, L)
     dw = np.matmul(dm[0], cm[0].transpose(0, 2, 1)) if n == 1 else np.matmul(dm, cm.transpose(0, 1, 3, 2)).sum(0)
     return dw.reshape((geo.c_out, cin_g) + geo.k)
@@ -311,6 +367,7 @@ def weight_grad_blocked(dout, x, geo, dtype, route):
 
 
 # The registries: every path function of this module, by the name a Route gives it.
-FORWARD_PATHS = {"lean": forward_lean, "blocked": forward_blocked}
-INPUT_GRAD_PATHS = {"lean": input_grad_lean, "flipped": input_grad_flipped, "blocked": input_grad_blocked}
-WEIGHT_GRAD_PATHS = {"lean": weight_grad_lean, "blocked": weight_grad_blocked}
+FORWARD_PATHS = {"gather": forward_gather, "lean": forward_lean, "blocked": forward_blocked}
+INPUT_GRAD_PATHS = {"gather": input_grad_gather, "lean": input_grad_lean, "flipped": input_grad_flipped,
+                    "blocked": input_grad_blocked}
+WEIGHT_GRAD_PATHS = {"gather": weight_grad_gather, "lean": weight_grad_lean, "blocked": weight_grad_blocked}
