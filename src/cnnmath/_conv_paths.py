@@ -231,9 +231,9 @@ def input_grad_lean(dout, w, geo, n, dtype, route):
     g = geo.groups
     L = geo.positions
     cout_g = geo.c_out // g
-    wt = w.astype(dtype, copy=False).reshape(g, cout_g, -1).transpose(0, 2, 1)
     if geo.unit_stride:
-        return _scatter_flat(dout, wt, geo, n, dtype)
+        return _scatter_flat(dout, w, geo, n, dtype)
+    wt = w.astype(dtype, copy=False).reshape(g, cout_g, -1).transpose(0, 2, 1)
     if g == 1:
         dcols = np.matmul(wt[0], dout.reshape(n, cout_g, L))
     else:
@@ -250,36 +250,34 @@ def _tap_offsets(padded, k, d):
     return tuple(sum(j * di * ps for j, di, ps in zip(tap, d, pstrides)) for tap in np.ndindex(*k))
 
 
-def _scatter_flat(dout, wt, geo, n, dtype):
+def _scatter_flat(dout, w, geo, n, dtype):
     """Stride-1 scatter of the lean dx on flattened images: every kernel tap is one contiguous add.
 
-    With stride 1 the output grid is the padded grid minus ``d (k - 1)``. Widen dout with zeros
-    to the padded size in every axis but the first, so that output position ``o`` and tap ``j``
-    land at flat padded index ``flat(o) + flat(j d)``: the columns of tap ``j`` (one row of
-    ``w^T @ dout_wide``) are added to the flat padded image shifted by ``flat(j d)``. The zero
-    columns added for the widening contribute nothing wherever they land.
+    With stride 1, output position ``o`` and tap ``j`` read padded position ``o + j d``. Put
+    dout, channels first, into a zero ``(C_out, n, *padded)`` grid (output ``o`` at padded
+    position ``o``) and flatten it: then ``W_t @ grid`` (``W_t`` = the kernel's tap ``t``,
+    ``(C_in, C_out)``, all taps in one GEMM) holds the contribution of tap ``t`` to every
+    ``(channel, image, position)``, to be added to the flat padded dx shifted by ``flat(j d)``:
+    one contiguous add per tap over all images and channels. The zeros of the grid contribute
+    nothing wherever they land; nonzero entries never cross an image's boundary.
     """
     g = geo.groups
-    cout_g = geo.c_out // g
+    cin_g, cout_g = geo.c_in // g, geo.c_out // g
     P = geo.padded
-    Lw = geo.out[0] * math.prod(P[1:])
-    if geo.out[1:] != P[1:]:
-        wide = np.zeros((n, geo.c_out, geo.out[0]) + P[1:], dtype=dtype)
-        wide[(slice(None),) * 3 + tuple(slice(0, o) for o in geo.out[1:])] = dout
-    else:
-        wide = dout
-    if g == 1:
-        dcols = np.matmul(wt[0], wide.reshape(n, cout_g, Lw))
-    else:
-        dcols = np.matmul(wt, wide.reshape(n, g, cout_g, Lw))
-    dcols = dcols.reshape(n, geo.c_in, geo.taps, Lw)
-    offsets = _tap_offsets(P, geo.k, geo.d)
     size = math.prod(P)
-    flat = np.zeros((n, geo.c_in, max(offsets[-1] + Lw, size)), dtype=dtype)
+    span = n * size
+    grid = np.zeros((geo.c_out, n) + P, dtype=dtype)
+    grid[(slice(None), slice(None)) + tuple(slice(0, o) for o in geo.out)] = dout.swapaxes(0, 1)
+    # rows (group, tap, channel in group): the taps of a group are contiguous blocks
+    wt = w.astype(dtype, copy=False).reshape(g, cout_g, cin_g, geo.taps).transpose(0, 3, 2, 1)
+    dcols = np.matmul(wt.reshape(g, geo.taps * cin_g, cout_g), grid.reshape(g, cout_g, span))
+    dcols = dcols.reshape(g, geo.taps, cin_g * span)
+    offsets = _tap_offsets(P, geo.k, geo.d)
+    flat = np.zeros((g, cin_g * span + offsets[-1]), dtype=dtype)
     for t, off in enumerate(offsets):
-        flat[:, :, off:off + Lw] += dcols[:, :, t]
-    dxp = flat[:, :, :size].reshape((n, geo.c_in) + P)
-    return np.ascontiguousarray(crop(dxp, geo.pads))
+        flat[:, off:off + cin_g * span] += dcols[:, t]
+    dxp = flat[:, :cin_g * span].reshape((geo.c_in, n) + P)
+    return np.ascontiguousarray(dxp[geo.interior].swapaxes(0, 1))
 
 
 def input_grad_blocked(dout, w, geo, n, dtype, route):
