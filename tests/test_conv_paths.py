@@ -23,6 +23,7 @@ import itertools
 import numpy as np
 import pytest
 
+from cnnmath._columns import takes_wide_columns
 from cnnmath._geometry import conv_geometry
 from tests.helpers import assert_array_close, make_conv_case
 from tests.test_conv import CASES, IDS, torch_conv
@@ -209,6 +210,8 @@ GEOMETRY_BRANCHES = {
     "groups > 1": lambda g: g.groups > 1,
     "dilation > 1": lambda g: any(d > 1 for d in g.d),
     "one output row": lambda g: g.out[0] == 1,
+    "blocked forward on wide stride-1 columns": lambda g: takes_wide_columns(g),
+    "wide columns over a padded input": lambda g: takes_wide_columns(g) and not g.unpadded,
 }
 
 

@@ -51,8 +51,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._columns import (BLOCK_BYTES, RowBlockColumns, batch_columns, col2im_add, col2im_padded, crop,
-                       gather_matrix, rows_per_block)
+from ._columns import (BLOCK_BYTES, RowBlockColumns, WideRowBlockColumns, batch_columns, col2im_add,
+                       col2im_padded, crop, gather_matrix, rows_per_block, takes_wide_columns)
 from ._geometry import conv_geometry
 
 __all__ = ["Route", "route_for", "forward", "input_grad", "weight_grad", "flipped_transposed_weights",
@@ -161,6 +161,8 @@ def forward_blocked(x, w, geo, dtype, route):
     cout_g = geo.c_out // g
     wm = np.ascontiguousarray(w, dtype=dtype).reshape(g, cout_g, -1)
     out = np.empty((n, geo.c_out) + geo.out, dtype=dtype)
+    if takes_wide_columns(geo):
+        return _forward_blocked_wide(x, wm, geo, dtype, route, out)
     out_m = out.reshape(n, g, cout_g, L)
     columns = RowBlockColumns(geo, geo.c_in, dtype, route.block_bytes)
     row = columns.row
@@ -172,6 +174,24 @@ def forward_blocked(x, w, geo, dtype, route):
                 np.matmul(wm[0], cols, out=out_m[i, 0, :, r0 * row:r1 * row])
             else:
                 np.matmul(wm, cols.reshape(g, -1, cols.shape[-1]), out=out_m[i, :, :, r0 * row:r1 * row])
+    return out
+
+
+def _forward_blocked_wide(x, wm, geo, dtype, route, out):
+    """The blocked forward on wide stride-1 columns (:class:`cnnmath._columns.WideRowBlockColumns`)."""
+    g, cout_g = wm.shape[:2]
+    columns = WideRowBlockColumns(geo, geo.c_in, dtype, route.block_bytes)
+    wide = np.empty((g, cout_g, columns.rows * columns.row), dtype=dtype)
+    for i in range(x.shape[0]):
+        columns.load(x[i])
+        for r0, r1 in columns.blocks:
+            cols = columns(r0, r1)
+            dst = wide[:, :, :cols.shape[-1]]
+            if g == 1:
+                np.matmul(wm[0], cols, out=dst[0])
+            else:
+                np.matmul(wm, cols.reshape(g, -1, cols.shape[-1]), out=dst)
+            out[i, :, r0:r1] = columns.crop(dst.reshape(geo.c_out, -1), r0, r1)
     return out
 
 
