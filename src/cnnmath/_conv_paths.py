@@ -100,7 +100,7 @@ def is_lean(n, geo, dtype, lean_bytes=LEAN_BYTES):
 def is_gathered(geo, dtype, gather_bytes=GATHER_BYTES):
     """Rule 0: the geometry's im2col matrix fits in ``gather_bytes``."""
     itemsize = dtype.itemsize if isinstance(dtype, np.dtype) else np.dtype(dtype).itemsize
-    return math.prod(geo.spatial) * geo.taps * geo.positions * itemsize <= gather_bytes
+    return geo.size * geo.taps * geo.positions * itemsize <= gather_bytes
 
 
 def route_for(geo, n, dtype, lean_bytes=LEAN_BYTES, small_columns=SMALL_COLUMNS, gather_bytes=GATHER_BYTES):
@@ -115,6 +115,10 @@ def route_for(geo, n, dtype, lean_bytes=LEAN_BYTES, small_columns=SMALL_COLUMNS,
     return _BLOCKED
 
 
+# The rule with its default thresholds, remembered per (geometry, batch, dtype): plain-int calls
+# share one Geometry object, so a repeated course call routes in one dictionary look-up.
+_default_route = functools.lru_cache(maxsize=1024)(route_for)
+
 _GATHER = Route("gather", "gather", "gather")
 _LEAN = Route("lean", "lean", "lean")
 _BLOCKED_FLIPPED = Route("blocked", "flipped", "blocked")
@@ -127,14 +131,14 @@ _BLOCKED = Route("blocked", "blocked", "blocked")
 
 def forward(x, w, geo, dtype, route=None):
     """``conv(x, w)`` without bias: x (N, C_in, *spatial) of ``dtype``, w (C_out, C_in/groups, *k)."""
-    route = route or route_for(geo, x.shape[0], dtype)
+    route = route or _default_route(geo, x.shape[0], dtype)
     return FORWARD_PATHS[route.forward](x, w, geo, dtype, route)
 
 
 def forward_gather(x, w, geo, dtype, route):
     """The whole batch's columns as one GEMM with the im2col matrix, then the forward GEMM."""
     n = x.shape[0]
-    cols = np.matmul(x.reshape(n * geo.c_in, math.prod(geo.spatial)), gather_matrix(geo, dtype))
+    cols = np.matmul(x.reshape(n * geo.c_in, geo.size), gather_matrix(geo, dtype))
     return _forward_from_columns(cols, w, geo, dtype, n)
 
 
@@ -201,7 +205,7 @@ def _forward_blocked_wide(x, wm, geo, dtype, route, out):
 
 def input_grad(dout, w, geo, n, dtype, route=None):
     """dx (n, C_in, *spatial) of a convolution from dout (n, C_out, *out) of ``dtype`` (seed 004 eq. 9.13)."""
-    route = route or route_for(geo, n, dtype)
+    route = route or _default_route(geo, n, dtype)
     return INPUT_GRAD_PATHS[route.input_grad](dout, w, geo, n, dtype, route)
 
 
@@ -336,14 +340,14 @@ def input_grad_blocked(dout, w, geo, n, dtype, route):
 
 def weight_grad(dout, x, geo, dtype, route=None):
     """dw (C_out, C_in/groups, *k) from dout (N, C_out, *out) and x (N, C_in, *spatial) of ``dtype``."""
-    route = route or route_for(geo, x.shape[0], dtype)
+    route = route or _default_route(geo, x.shape[0], dtype)
     return WEIGHT_GRAD_PATHS[route.weight_grad](dout, x, geo, dtype, route)
 
 
 def weight_grad_gather(dout, x, geo, dtype, route):
     """The whole batch's columns as one GEMM with the im2col matrix, then the dw GEMM."""
     n = x.shape[0]
-    cols = np.matmul(x.reshape(n * geo.c_in, math.prod(geo.spatial)), gather_matrix(geo, dtype))
+    cols = np.matmul(x.reshape(n * geo.c_in, geo.size), gather_matrix(geo, dtype))
     return _weight_grad_from_columns(dout, cols, geo, n)
 
 

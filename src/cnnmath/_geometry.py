@@ -63,8 +63,8 @@ class Geometry:
         ``n_i + pb_i + pa_i``.
     c_in, c_out, groups : int or None
         Channel counts and groups of a convolution (None for a plain window geometry).
-    taps, positions : int
-        ``prod(k)`` (kernel taps) and ``prod(out)`` (output positions).
+    taps, positions, size : int
+        ``prod(k)`` (kernel taps), ``prod(out)`` (output positions), ``prod(spatial)`` (input positions).
     unpadded, unit_stride, identity : bool
         No padding; stride 1 everywhere; a 1x1, stride-1, unpadded window (columns = input).
     interior : tuple of slices
@@ -72,7 +72,7 @@ class Geometry:
     """
 
     __slots__ = ("ndim", "k", "s", "d", "pads", "spatial", "out", "padded", "c_in", "c_out", "groups",
-                 "unpadded", "unit_stride", "identity", "taps", "positions", "interior")
+                 "unpadded", "unit_stride", "identity", "taps", "positions", "size", "interior")
 
     def __init__(self, k, s, d, pads, spatial, what="kernel_size", channels=None):
         set_ = object.__setattr__
@@ -94,6 +94,7 @@ class Geometry:
         set_(self, "identity", self.unpadded and self.unit_stride and all(v == 1 for v in self.k))
         set_(self, "taps", math.prod(self.k))  # prod(k), the number of kernel taps
         set_(self, "positions", math.prod(self.out))  # prod(out), the number of output positions
+        set_(self, "size", math.prod(self.spatial))  # prod(spatial), the number of input positions
         # Index of the input inside a zero-padded (N, C, *padded) buffer.
         set_(self, "interior", (slice(None), slice(None)) + tuple(
             slice(pb, pb + n) for n, (pb, _) in zip(self.spatial, self.pads)))
