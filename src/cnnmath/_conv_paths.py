@@ -12,6 +12,9 @@ Forward, ``out[n] = W @ cols(x[n])`` with ``W = w.reshape(C_out, -1)`` per group
     * ``"lean"``: the whole batch's columns in one copy and one batched GEMM;
     * ``"blocked"``: one image and one block of about ``block_bytes`` of output rows at a time,
       into reused buffers, written straight into the output: peak extra memory is one block.
+      On 2-D stride-1 problems (:func:`cnnmath._columns.takes_wide_columns`) the block's columns
+      are *wide* (every padded position of its rows, one contiguous run per channel and tap) and
+      the GEMM's rows are cropped: a strided copy of short rows costs more than the extra GEMM work.
 
 Kernel gradient, ``dw = sum_n dout[n] @ cols(x[n])^T`` (seed 004 eq. 9.11)
     * ``"gather"`` / ``"lean"`` / ``"blocked"``: as for the forward.
