@@ -141,7 +141,7 @@ def forward(x, w, geo, dtype, route=None):
 def forward_gather(x, w, geo, dtype, route):
     """The whole batch's columns as one GEMM with the im2col matrix, then the forward GEMM."""
     n = x.shape[0]
-    cols = np.matmul(x.reshape(n * geo.c_in, geo.size), gather_matrix(geo, dtype))
+    cols = x.reshape(n * geo.c_in, geo.size).dot(gather_matrix(geo, dtype))
     return _forward_from_columns(cols, w, geo, dtype, n)
 
 
@@ -152,11 +152,14 @@ def forward_lean(x, w, geo, dtype, route):
 
 def _forward_from_columns(cols, w, geo, dtype, n):
     g, L = geo.groups, geo.positions
-    wm = w.astype(dtype, copy=False).reshape(g, geo.c_out // g, -1)
     K = geo.c_in * geo.taps  # explicit sizes, not -1: an empty batch must reshape too
-    if g == 1:
-        out = np.matmul(wm[0], cols.reshape(n, K, L))
+    if w.dtype != dtype:
+        w = w.astype(dtype)
+    if g == 1:  # a 2-D product for one image: np.dot goes to BLAS with less overhead than matmul
+        wm = w.reshape(geo.c_out, K)
+        out = wm.dot(cols.reshape(K, L)) if n == 1 else np.matmul(wm, cols.reshape(n, K, L))
     else:
+        wm = w.reshape(g, geo.c_out // g, -1)
         out = np.matmul(wm, cols.reshape(n, g, K // g, L))
     return out.reshape((n, geo.c_out) + geo.out)
 
@@ -246,7 +249,7 @@ def input_grad_gather(dout, w, geo, n, dtype, route):
         dcols = np.matmul(wt[0], dout.reshape(n, cout_g, geo.positions))
     else:
         dcols = np.matmul(wt, dout.reshape(n, g, cout_g, geo.positions))
-    dx = np.matmul(dcols.reshape(n * geo.c_in, geo.taps * geo.positions), gather_matrix(geo, dtype).T)
+    dx = dcols.reshape(n * geo.c_in, geo.taps * geo.positions).dot(gather_matrix(geo, dtype).T)
     return dx.reshape((n, geo.c_in) + geo.spatial)
 
 
@@ -350,7 +353,7 @@ def weight_grad(dout, x, geo, dtype, route=None):
 def weight_grad_gather(dout, x, geo, dtype, route):
     """The whole batch's columns as one GEMM with the im2col matrix, then the dw GEMM."""
     n = x.shape[0]
-    cols = np.matmul(x.reshape(n * geo.c_in, geo.size), gather_matrix(geo, dtype))
+    cols = x.reshape(n * geo.c_in, geo.size).dot(gather_matrix(geo, dtype))
     return _weight_grad_from_columns(dout, cols, geo, n)
 
 
