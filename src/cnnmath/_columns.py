@@ -131,20 +131,25 @@ def batch_columns(x, geo, dtype):
     return np.ndarray(src.shape[:2] + tail, dtype, src, 0, strides).copy()
 
 
-@functools.lru_cache(maxsize=256)
 def gather_matrix(geo, dtype):
     """im2col as a matrix: the read-only 0/1 ``(prod(spatial), prod(k) * prod(out))`` array ``G`` with
     ``cols[c, j, o] = (x[c].ravel() @ G)[j * prod(out) + o]`` (padding folded in: taps that land on
-    padding read no input); its transpose is col2im with the crop. Built once per geometry."""
-    spatial, L = math.prod(geo.spatial), geo.positions
-    G = np.zeros((spatial, geo.taps, L), dtype=dtype)
-    o = np.indices(geo.out).reshape(geo.ndim, L)
-    for t, tap in enumerate(np.ndindex(*geo.k)):
-        pos = [o[i] * geo.s[i] + tap[i] * geo.d[i] - geo.pads[i][0] for i in range(geo.ndim)]
-        inside = np.logical_and.reduce([(p >= 0) & (p < n) for p, n in zip(pos, geo.spatial)])
-        rows = np.ravel_multi_index([p[inside] for p in pos], geo.spatial) if inside.any() else []
+    padding read no input); its transpose is col2im with the crop. Built once per window geometry
+    (remembered by its sizes, so geometries resolved afresh, e.g. for ``padding="same"``, share it)."""
+    return _gather_matrix(geo.k, geo.s, geo.d, geo.pads, geo.spatial, geo.out, np.dtype(dtype))
+
+
+@functools.lru_cache(maxsize=256)
+def _gather_matrix(k, s, d, pads, spatial, out, dtype):
+    size, L, taps, ndim = math.prod(spatial), math.prod(out), math.prod(k), len(k)
+    G = np.zeros((size, taps, L), dtype=dtype)
+    o = np.indices(out).reshape(ndim, L)
+    for t, tap in enumerate(np.ndindex(*k)):
+        pos = [o[i] * s[i] + tap[i] * d[i] - pads[i][0] for i in range(ndim)]
+        inside = np.logical_and.reduce([(p >= 0) & (p < n) for p, n in zip(pos, spatial)])
+        rows = np.ravel_multi_index([p[inside] for p in pos], spatial) if inside.any() else []
         G[rows, t, np.flatnonzero(inside)] = 1
-    G = G.reshape(spatial, geo.taps * L)
+    G = G.reshape(size, taps * L)
     G.flags.writeable = False
     return G
 
