@@ -131,11 +131,13 @@ def batch_columns(x, geo, dtype):
     return np.ndarray(src.shape[:2] + tail, dtype, src, 0, strides).copy()
 
 
+@functools.lru_cache(maxsize=256)
 def gather_matrix(geo, dtype):
     """im2col as a matrix: the read-only 0/1 ``(prod(spatial), prod(k) * prod(out))`` array ``G`` with
     ``cols[c, j, o] = (x[c].ravel() @ G)[j * prod(out) + o]`` (padding folded in: taps that land on
-    padding read no input); its transpose is col2im with the crop. Built once per window geometry
-    (remembered by its sizes, so geometries resolved afresh, e.g. for ``padding="same"``, share it)."""
+    padding read no input); its transpose is col2im with the crop. Built once per window geometry:
+    remembered per Geometry object (the fast look-up of plain-int calls) and by its sizes, so that
+    geometries resolved afresh (``padding="same"``, NumPy ints) share one matrix."""
     return _gather_matrix(geo.k, geo.s, geo.d, geo.pads, geo.spatial, geo.out, np.dtype(dtype))
 
 
