@@ -12,6 +12,8 @@ except ImportError:  # Windows: no CPU limit (and no fork: see _in_child)
     resource = None
 
 MAX_NODES = 4000
+# The grader sets GRADING_SEED per student (hidden points); elsewhere it is 0.
+GRADING_SEED = globals().get("GRADING_SEED", 0)
 
 
 def _is_expression(got):
@@ -159,7 +161,9 @@ def check_expression(name, got, expected, symbols, points, wrong=None, seconds=1
     if final["mismatch"] is not None:
         point, want, have = final["mismatch"]
         where = ", ".join(f"{k} = {v}" for k, v in point.items())
-        hint = f"; it matches {final['matches']}" if final["matches"] else ""
-        raise AssertionError(f"{name}: at {where} the formula gives {want}, your expression gives {have}{hint}"
-                             f"\n(your expression: {_show(got)})")
+        hint = f"\nit matches {final['matches']}" if final["matches"] else ""
+        error = AssertionError(f"{name}: wrong at {where}\nthe formula gives {want}\nyours gives {have}{hint}"
+                               f"\nyour expression: {_show(got)}")
+        error.public_summary = f"{name}: wrong at {where}{hint}"  # what a hidden test may show
+        raise error
     return final

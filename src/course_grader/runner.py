@@ -7,6 +7,7 @@ plain data back. A test passes when it raises nothing; its points come from the 
 """
 import builtins
 import contextlib
+import hashlib
 import io
 import random
 import re
@@ -21,6 +22,18 @@ from .notebook import (assemble, cell_text, defined_names, hidden_line_ranges, i
 from .sandbox import Sandbox, SandboxDied, SandboxError
 
 HIDDEN_MESSAGE = "hidden test failed"
+SEED_NAME = "GRADING_SEED"  # the per-student seed of the hidden cases, in the trusted tests' namespace
+
+
+def grading_seed(student, assignment):
+    """The seed of ``student``'s hidden cases in ``assignment``: stable across runs and machines.
+
+    The first 8 bytes of sha256("<student>/<assignment>"), so a regrade draws the same cases and
+    two students (almost surely) different ones. The hidden tests draw from
+    ``np.random.default_rng([GRADING_SEED, <constant>])``.
+    """
+    digest = hashlib.sha256(f"{student}/{assignment}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big")
 
 
 class SandboxSource:
@@ -113,10 +126,12 @@ class Grader:
     """Grades one notebook: student cells in a sandbox, the instructor's cells here.
 
     ``library``: the reference fingerprints for the integrity checks (see integrity.copied_from_cnnmath);
-    ``sandboxes``: a :class:`SandboxSource` to take the sandbox from (default: a new sandbox).
+    ``sandboxes``: a :class:`SandboxSource` to take the sandbox from (default: a new sandbox);
+    ``seed``: the hidden cases' seed (:func:`grading_seed`), bound to :data:`SEED_NAME` for the tests.
     """
 
-    def __init__(self, source_nb, release_nb, limits, library=None, sandboxes=None):
+    def __init__(self, source_nb, release_nb, limits, library=None, sandboxes=None, seed=0):
+        self.seed = int(seed)
         self.library = library
         self.sandboxes = sandboxes
         self.sandbox_start_s = 0.0
@@ -235,9 +250,9 @@ class Grader:
         entries, flags = assemble(self.source_nb, self.release_nb, student_nb)
         flags = [list(f) for f in flags]
         tests = {}
-        ns = {"__name__": "__main__"}
-        np.random.seed(0)
-        random.seed(0)
+        ns = {"__name__": "__main__", SEED_NAME: self.seed}
+        np.random.seed(self.seed % 2 ** 32)
+        random.seed(self.seed)
         start = time.monotonic()
         try:
             self.sandbox = self.sandboxes.take(self.limits) if self.sandboxes else Sandbox(self.limits)
@@ -325,7 +340,10 @@ class Grader:
         in_hidden = line is not None and any(a <= line <= b for a, b in hidden)
         if in_hidden:
             result["failed_in_hidden"] = True
-            result["message"] = HIDDEN_MESSAGE
+            # only what the test's own checks call public (case and kind of failure, no expected value)
+            summary = getattr(exc, "public_summary", None)
+            result["message"] = (f"{HIDDEN_MESSAGE}: {summary}"[:1000] if isinstance(summary, str) and summary
+                                 else HIDDEN_MESSAGE)
             return result
         if self.died is not None and isinstance(exc, NameError) and getattr(exc, "name", None) in self.names:
             result["message"] = f"not graded: {self.died.reason}"

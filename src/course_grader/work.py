@@ -14,7 +14,7 @@ import traceback
 
 from .jobs import Result
 from .notebook import BrokenNotebook, assemble, is_test, nbmeta, parse_submission
-from .runner import Grader, graded_test, scrub
+from .runner import Grader, graded_test, grading_seed, scrub
 from .sandbox import Sandbox, SandboxDied, SandboxError
 
 
@@ -55,7 +55,7 @@ def _grade(job, payload, sandboxes, t0):
     except BrokenNotebook as exc:
         return _unreadable(job, payload, messages, str(exc), t0)
     grader = Grader(source, release, job.limits, library=(payload.shingles, payload.normalized_shingles),
-                    sandboxes=sandboxes)
+                    sandboxes=sandboxes, seed=grading_seed(job.student, job.assignment))
     try:
         entries, tests, flags = grader.grade(student_nb)
     finally:
