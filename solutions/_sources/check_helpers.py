@@ -3,6 +3,12 @@ _GRADED = "GRADING_SEED" in globals()
 GRADING_SEED = globals().get("GRADING_SEED", 0)
 CHECK_WIDTH = 60  # nbgrader validate cuts longer lines
 _HIDDEN_MARK = "### BEGIN " "HIDDEN TESTS"  # the hidden tests of a source notebook
+# Misconceptions a visible test can name (the ``hints`` of check_array and check_shape)
+HINT_FLIPPED = ("the kernel is flipped (a true convolution); deep learning's "
+                "convolution is cross-correlation: use k as it is")
+HINT_NOT_FLIPPED = "the kernel is not flipped: a true convolution flips it"
+HINT_NO_PADDING = ("the padding was left out: add `padding` zeros on each side "
+                   "of every spatial axis")
 
 
 class CheckFailed(AssertionError):
@@ -131,6 +137,22 @@ def check_array(name, got, expected, rtol=None, atol=None, hints=None):
             detail += ["expected:", _show_array(expected), "got:", _show_array(got)]
         _fail(name, "wrong values", detail, hint=hint,
               summary=f"wrong values: {len(bad)} of {expected.size} differ, first at index {where}")
+
+
+def check_shape(name, got, shape, hints=None):
+    """Check that an answer is a numpy array of ``shape``; ``hints``: ``{wrong shape: misconception}``."""
+    _no_reference_library()
+    shape = tuple(shape)
+    if not isinstance(got, np.ndarray):
+        _fail(name, "not a numpy array", [f"got {type(got).__name__}: {got!r}"[:200]],
+              summary=f"not a numpy array (got {type(got).__name__})")
+    if got.shape != shape:
+        hint = (hints or {}).get(got.shape)
+        if hint is None and got.ndim == len(shape) and got.ndim and \
+                max(abs(a - b) for a, b in zip(got.shape, shape)) == 1:
+            hint = "your output size is off by one: check the + 1 of floor((n + 2p - k) / s) + 1"
+        _fail(name, "wrong shape", [f"expected shape {shape}", f"got shape {got.shape}"],
+              summary=f"wrong shape (got {got.shape})", hint=hint)
 
 
 def check_number(name, got, expected, rtol=1e-7, atol=1e-9, integer=False):

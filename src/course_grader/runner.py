@@ -412,7 +412,8 @@ def explain_failure(result, calls):
     found = diagnose_calls(calls)
     if found:
         result["misconception"] = found[0]
-        result["message"] = (result["message"] + "\nLikely misconception: " + found[1])[:4000]
+        if "Likely misconception:" not in result["message"]:  # the test's own hint comes first
+            result["message"] = (result["message"] + "\nLikely misconception: " + found[1])[:4000]
 
 
 def scrub(value):
