@@ -162,8 +162,11 @@ def check_expression(name, got, expected, symbols, points, wrong=None, seconds=1
         point, want, have = final["mismatch"]
         where = ", ".join(f"{k} = {v}" for k, v in point.items())
         hint = f"\nit matches {final['matches']}" if final["matches"] else ""
-        error = AssertionError(f"{name}: wrong at {where}\nthe formula gives {want}\nyours gives {have}{hint}"
-                               f"\nyour expression: {_show(got)}")
-        error.public_summary = f"{name}: wrong at {where}{hint}"  # what a hidden test may show
+        import textwrap  # lines of at most 60 characters: nbgrader validate cuts longer ones
+        text = f"{name}: wrong value\nat {where}\nthe formula gives {want}\nyours gives {have}{hint}" \
+               f"\nyour expression: {_show(got)}"
+        error = AssertionError("\n".join("\n".join(textwrap.wrap(line, 60, subsequent_indent="  ")) or line
+                                         for line in text.splitlines()))
+        error.public_summary = f"{name}: wrong at {where}" + hint.replace("\nit", "; it")  # what a hidden test may show
         raise error
     return final

@@ -34,7 +34,8 @@ def _fail(name, what, detail=(), summary=None, hint=None):
     lines = [f"{name}: {what}", *detail]
     if hint:
         lines.append("Likely misconception: " + hint)
-    raise CheckFailed(_short_lines("\n".join(lines)), _short_lines(f"{name}: {summary or what}"))
+    public = f"{name}: {summary or what}" + (f"; likely misconception: {hint}" if hint else "")
+    raise CheckFailed(_short_lines("\n".join(lines)), public)
 
 
 def _hidden_names(cells):

@@ -412,8 +412,9 @@ def explain_failure(result, calls):
     found = diagnose_calls(calls)
     if found:
         result["misconception"] = found[0]
-        if "Likely misconception:" not in result["message"]:  # the test's own hint comes first
-            result["message"] = (result["message"] + "\nLikely misconception: " + found[1])[:4000]
+        # the grader's sentence replaces the test's own (shorter) hint, if it gave one
+        message = result["message"].split("\nLikely misconception:")[0]
+        result["message"] = (message + "\nLikely misconception: " + found[1])[:4000]
 
 
 def scrub(value):
