@@ -7,6 +7,8 @@ _HIDDEN_MARK = "### BEGIN " "HIDDEN TESTS"  # the hidden tests of a source noteb
 HINT_FLIPPED = ("the kernel is flipped (a true convolution); deep learning's "
                 "convolution is cross-correlation: use k as it is")
 HINT_NOT_FLIPPED = "the kernel is not flipped: a true convolution flips it"
+HINT_OFF_BY_ONE = ("the output size is off by one: check floor((n + 2p - "
+                   "d(k - 1) - 1) / s) + 1 (its + 1, and p zeros on each side)")
 HINT_NO_PADDING = ("the padding was left out: add `padding` zeros on each side "
                    "of every spatial axis")
 
@@ -121,7 +123,7 @@ def check_array(name, got, expected, rtol=None, atol=None, hints=None):
     if got.shape != expected.shape:
         if hint is None and got.ndim == expected.ndim and got.ndim and \
                 sorted(abs(a - b) for a, b in zip(got.shape, expected.shape))[-1] == 1:
-            hint = "your output size is off by one: check the + 1 of floor((n + 2p - k) / s) + 1"
+            hint = HINT_OFF_BY_ONE
         _fail(name, "wrong shape", [f"expected shape {expected.shape}", f"got shape {got.shape}"],
               summary=f"wrong shape (got {got.shape})", hint=hint)
     if got.dtype != expected.dtype:
@@ -151,7 +153,7 @@ def check_shape(name, got, shape, hints=None):
         hint = (hints or {}).get(got.shape)
         if hint is None and got.ndim == len(shape) and got.ndim and \
                 max(abs(a - b) for a, b in zip(got.shape, shape)) == 1:
-            hint = "your output size is off by one: check the + 1 of floor((n + 2p - k) / s) + 1"
+            hint = HINT_OFF_BY_ONE
         _fail(name, "wrong shape", [f"expected shape {shape}", f"got shape {got.shape}"],
               summary=f"wrong shape (got {got.shape})", hint=hint)
 
