@@ -1,5 +1,6 @@
 # The grader sets GRADING_SEED per student (hidden cases); elsewhere it is 0.
 _GRADED = "GRADING_SEED" in globals()
+_ANSWERS = ()  # the answer functions' names (build.py fills them in)
 GRADING_SEED = globals().get("GRADING_SEED", 0)
 CHECK_WIDTH = 60  # nbgrader validate cuts longer lines
 _HIDDEN_MARK = "### BEGIN " "HIDDEN TESTS"  # the hidden tests of a source notebook
@@ -40,24 +41,28 @@ def _fail(name, what, detail=(), summary=None, hint=None):
     raise CheckFailed(_short_lines("\n".join(lines)), public)
 
 
-def _hidden_names(cells):
-    """Names bound by the hidden tests among ``cells`` (an instructor's source notebook)."""
-    import ast
-    names = set()
-    for cell in cells:
-        if _HIDDEN_MARK in cell:
-            try:
-                tree = ast.parse(cell)
-            except SyntaxError:
-                continue
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                    names.add(node.id)
-                elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-                    names.add(node.name)
-                elif isinstance(node, ast.alias):
-                    names.add((node.asname or node.name).split(".")[0])
-    return names
+def _uses_library(value, lib, seen):
+    """True if ``value`` (a global of the notebook) is or reaches the library through its code."""
+    if id(value) in seen:
+        return False
+    seen.add(id(value))
+    if type(value).__name__ == "module":
+        return getattr(value, "__name__", "").split(".")[0] == lib
+    module = getattr(value, "__module__", None) if callable(value) else None
+    if isinstance(module, str) and module.split(".")[0] == lib:
+        return True
+    code = getattr(value, "__code__", None)
+    codes = [code] if code is not None else []
+    while codes:
+        code = codes.pop()
+        consts = [c for c in code.co_consts if isinstance(c, str)]
+        if lib in code.co_names or any(lib in c.split(".")[0] for c in consts):
+            return True
+        for name in code.co_names:  # globals it reads: modules, imported or own helper functions
+            if name in globals() and _uses_library(globals()[name], lib, seen):
+                return True
+        codes += [c for c in code.co_consts if hasattr(c, "co_names")]
+    return False
 
 
 def _no_reference_library():
@@ -66,28 +71,9 @@ def _no_reference_library():
         return  # the grader checks the answers itself (and its tests import the library)
     import re
     lib = "".join(["cnn", "math"])
-    cells = [c for c in globals().get("In", []) if isinstance(c, str)]  # Jupyter's history
-    skip = _hidden_names(cells) | {lib}
-    names = []
-    for key, value in list(globals().items()):
-        if key in skip or key.startswith("__"):
-            continue
-        module = getattr(value, "__module__", None) if callable(value) else None
-        if type(value).__name__ == "module" and getattr(value, "__name__", "").split(".")[0] == lib:
-            names.append(key)
-        elif isinstance(module, str) and module.split(".")[0] == lib:
-            names.append(key)
-        elif module == "__main__" and hasattr(value, "__code__"):
-            codes = [value.__code__]
-            while codes:
-                code = codes.pop()
-                words = set(code.co_names) | {c for c in code.co_consts if isinstance(c, str)}
-                if any(w.split(".")[0] == lib for w in words):
-                    names.append(key)
-                    break
-                codes += [c for c in code.co_consts if hasattr(c, "co_names")]
-    for cell in cells:
-        if _HIDDEN_MARK in cell or "def _no_reference_library" in cell:
+    names = [name for name in _ANSWERS if name in globals() and _uses_library(globals()[name], lib, set())]
+    for cell in globals().get("In", []):  # the cells run so far (Jupyter); hidden tests excluded
+        if not isinstance(cell, str) or _HIDDEN_MARK in cell or "def _no_reference_library" in cell:
             continue
         code = "\n".join(line.split("#")[0] for line in cell.splitlines())
         if re.search(r"\b" + lib + r"\b", code):
