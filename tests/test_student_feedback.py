@@ -54,6 +54,10 @@ def _conv2d_students():
             params, "return (f * f * c_in + 1) * c_out", "return c.conv_params(c_in, c_out, (f, f))")),
         "from": dict(ans, conv2d_params="from cnnmath import conv_params\n\n\n" + _replace(
             params, "return (f * f * c_in + 1) * c_out", "return conv_params(c_in, c_out, (f, f))")),
+        "plain": dict(ans, conv2d_params="import cnnmath\n\n\n" + _replace(
+            params, "return (f * f * c_in + 1) * c_out", "return cnnmath.conv_params(c_in, c_out, (f, f))")),
+        "offbyone": dict(ans, conv2d=_replace(ans["conv2d"], "h_out = (h - kh) // stride + 1",
+                                              "h_out = (h - kh) // stride")),
         "dunder": dict(ans, conv2d_params=_replace(
             params, "return (f * f * c_in + 1) * c_out",
             "return __import__('cnn' + 'math').conv_params(c_in, c_out, (f, f))")),
@@ -116,6 +120,8 @@ def test_validate_shows_the_whole_message_key_numbers_first(validated):
     assert "Likely misconception: the kernel is flipped" in first
     padding = next(m for m in messages if m.startswith("conv2d(4x4, 3x3, padding=1)"))
     assert "got shape (1, 1, 2, 2)" in padding and "the padding was left out" in padding
+    off = _error_text(validated["offbyone"][0])
+    assert off and all("Likely misconception: the output size is off by one" in m for m in off), off
     # no line of a message was cut (validate cuts a line at VALIDATE_WIDTH and appends "...")
     exception_line = "    CheckFailed: " + lines[0]
     assert exception_line in output.splitlines() and len(exception_line) < VALIDATE_WIDTH
@@ -125,7 +131,7 @@ def test_validate_shows_the_whole_message_key_numbers_first(validated):
 
 def test_validate_refuses_answers_that_use_cnnmath(validated):
     """import ... as, from ... import and __import__ each fail validate with one clear line."""
-    for name in ("alias", "from", "dunder"):
+    for name in ("plain", "alias", "from", "dunder"):
         output, _ = validated[name]
         assert "VALIDATION FAILED ON 1 CELL(S)" in output, (name, output[-2000:])
         messages = _error_text(output)
