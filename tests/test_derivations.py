@@ -175,12 +175,12 @@ def test_wrong_answers_earn_exactly_the_points_of_their_right_properties():
 
 
 NOT_EXPRESSIONS = [
-    ("16", "expected a SymPy expression in n, k, s, p, d, got int"),
+    ("16", "expected a SymPy expression in n, k, s, p, d\ngot int"),
     ("16.0", "got float"),
     ('"floor((n + 2*p - d*(k - 1) - 1)/s) + 1"', "got str"),
     ("sp.Integer(16)", "at n = 8, k = 3, s = 1, p = 0, d = 1\nthe formula gives 6\nyours gives 16"),
     ("sp.floor((n + 2 * p - d * (k - 1) - 1) / s) + 1.0", "contains the float 1.0"),
-    ("sp.floor((sp.Symbol('N') + 2 * p - d * (k - 1) - 1) / s) + 1", "uses N, which is not one of n, k, s, p, d"),
+    ("sp.floor((sp.Symbol('N') + 2 * p - d * (k - 1) - 1) / s) + 1", "uses N,\nwhich is not one of n, k, s, p, d"),
     ("sp.Eq(n, 16)", "expected a SymPy expression"),
 ]
 
