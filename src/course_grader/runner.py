@@ -7,7 +7,6 @@ plain data back. A test passes when it raises nothing; its points come from the 
 """
 import builtins
 import contextlib
-import hashlib
 import io
 import random
 import re
@@ -20,20 +19,9 @@ from . import integrity
 from .notebook import (assemble, cell_text, defined_names, hidden_line_ranges, is_answer, nbmeta,
                        solution_names, used_names)
 from .sandbox import Sandbox, SandboxDied, SandboxError
+from .seeds import SEED_NAME
 
 HIDDEN_MESSAGE = "hidden test failed"
-SEED_NAME = "GRADING_SEED"  # the per-student seed of the hidden cases, in the trusted tests' namespace
-
-
-def grading_seed(student, assignment):
-    """The seed of ``student``'s hidden cases in ``assignment``: stable across runs and machines.
-
-    The first 8 bytes of sha256("<student>/<assignment>"), so a regrade draws the same cases and
-    two students (almost surely) different ones. The hidden tests draw from
-    ``np.random.default_rng([GRADING_SEED, <constant>])``.
-    """
-    digest = hashlib.sha256(f"{student}/{assignment}".encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big")
 
 
 class SandboxSource:
@@ -127,7 +115,8 @@ class Grader:
 
     ``library``: the reference fingerprints for the integrity checks (see integrity.copied_from_cnnmath);
     ``sandboxes``: a :class:`SandboxSource` to take the sandbox from (default: a new sandbox);
-    ``seed``: the hidden cases' seed (:func:`grading_seed`), bound to :data:`SEED_NAME` for the tests.
+    ``seed``: the hidden cases' seed (:func:`course_grader.seeds.grading_seed`), bound to
+    ``GRADING_SEED`` (:data:`course_grader.seeds.SEED_NAME`) for the tests.
     """
 
     def __init__(self, source_nb, release_nb, limits, library=None, sandboxes=None, seed=0):

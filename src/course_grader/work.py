@@ -14,8 +14,9 @@ import traceback
 
 from .jobs import Result
 from .notebook import BrokenNotebook, assemble, is_test, nbmeta, parse_submission
-from .runner import Grader, graded_test, grading_seed, scrub
+from .runner import Grader, graded_test, scrub
 from .sandbox import Sandbox, SandboxDied, SandboxError
+from .seeds import grading_seed
 
 
 def worker_name():
