@@ -14,6 +14,7 @@ with ``nbgrader validate`` in the same run).
 import contextlib
 import io
 import json
+import os
 import sys
 
 __all__ = ["check_notebook", "main"]
@@ -95,7 +96,12 @@ def check_notebook(path):
     """
     with open(path, encoding="utf-8") as f:
         nb = json.load(f)
-    cells = nb.get("cells", [])
+    with contextlib.chdir(os.path.dirname(os.path.abspath(path))):  # as Jupyter runs a notebook
+        return _run_cells(nb.get("cells", []))
+
+
+def _run_cells(cells):
+    """Run ``cells`` in order in a fresh namespace; the records of :func:`check_notebook`."""
     answers = _answer_names(cells)
     ns = {"__name__": "__main__", "In": [""]}
     records = []
