@@ -62,7 +62,9 @@ class Limits:
     cgroup_root: str = None           # cgroup v1 mount point (default $COURSE_GRADER_CGROUP_ROOT or /sys/fs/cgroup)
 
 
-CPU_POLL = 0.05  # seconds between two reads of the sandbox's CPU time while it runs
+CPU_POLL = 0.05
+MAX_REPLY = 64 << 20   # bytes of one value from the student's process (_child.py refuses larger ones)
+REPLY_FIELDS = ("ok", "value", "result", "error")   # all the worker says; the rest is the supervisor's report  # seconds between two reads of the sandbox's CPU time while it runs
 
 
 class _LimitReached(Exception):
@@ -93,14 +95,12 @@ MEMORY_EXCEEDED = ("memory limit exceeded (counting shared memory): the notebook
 
 @functools.lru_cache(maxsize=None)
 def _child_source():
-    """expressions.py, wire.py then _child.py (read once per process, not once per sandbox)."""
-    with open(os.path.join(HERE, "expressions.py"), encoding="utf-8") as f:
-        expressions_src = f.read()
-    with open(os.path.join(HERE, "wire.py"), encoding="utf-8") as f:
-        wire_src = f.read()
-    with open(os.path.join(HERE, "_child.py"), encoding="utf-8") as f:
-        child_src = f.read()
-    return expressions_src + "\n" + wire_src + "\n" + child_src
+    """expressions.py, wire.py, _child_worker.py then _child.py (read once per process, not once per sandbox)."""
+    parts = []
+    for name in ("expressions.py", "wire.py", "_child_worker.py", "_child.py"):
+        with open(os.path.join(HERE, name), encoding="utf-8") as f:
+            parts.append(f.read())
+    return "\n".join(parts)
 
 
 _PRELUDE = r'''
@@ -236,6 +236,7 @@ class Sandbox:
         self.dead = None
         self.proc = None
         self._buf = b""
+        self.trusted_seconds = 0.0   # spent here decoding the student's replies
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
         command = build_command(limits)
         self.cgroup = open_cgroup(limits)
@@ -278,44 +279,77 @@ class Sandbox:
         data, self._buf = self._buf[:n], self._buf[n:]
         return data
 
+    def _read_frame(self, cap, until, cpu_until, what):
+        (length,) = struct.unpack(">Q", self._read_exact(8, until, cpu_until))
+        if length > cap:
+            self._fail(f"the sandbox sent an oversized {what} ({length} bytes, limit {cap})", "crash")
+        return self._read_exact(length, until + 5.0, cpu_until + 5.0)
+
+    def _check_unasked(self):
+        """Nothing may arrive from the sandbox between a reply and the next request."""
+        fd = self.proc.stdout.fileno()
+        if self._buf or select.select([fd], [], [], 0)[0] and self._peek(fd):
+            self._fail("the sandbox wrote a reply the grader did not ask for", "wire")
+
+    def _peek(self, fd):
+        chunk = os.read(fd, 65536)
+        self._buf += chunk
+        return bool(chunk)
+
+    def _decode(self, body, what):
+        try:
+            value = wire.loads(body)
+        except wire.WireError as exc:
+            self._fail(f"the student's process sent a malformed {what} ({exc})", "crash")
+        if not isinstance(value, dict):
+            self._fail(f"the student's process sent a malformed {what}", "crash")
+        return value
+
     def request(self, message, timeout):
         """Send one request and wait for its reply.
 
         The sandbox may use ``timeout`` seconds of CPU time (all its processes, from its cgroup)
         and ``wall_slack`` times that in wall clock, within the notebook's wall-clock deadline.
+        The reply is the worker's ``ok`` and value, result or error, with the supervisor's report
+        (output, imports, compiled sources) beside them; it must echo the request's random nonce,
+        and any reply the grader did not ask for stops the sandbox (flag ``wire``). Decoding is
+        linear in the reply's size (at most :data:`MAX_REPLY` bytes), and its time is counted in
+        :attr:`trusted_seconds` (and in the notebook's wall clock).
         """
         if self.dead is not None:
             raise self.dead
-        self._seq = getattr(self, "_seq", 0) + 1
-        message = dict(message, seq=self._seq)
+        nonce = os.urandom(16).hex()
+        message = dict(message, nonce=nonce)
         now = time.monotonic()
         wall = timeout * max(1.0, float(self.limits.wall_slack))
         until = min(now + wall, self.deadline)
         which = "notebook" if self.deadline <= now + wall else "cell"
         cpu_start = self.cgroup.cpu_seconds()
         cpu_until = cpu_start + timeout
+        report_cap = 6 * int(self.limits.output_bytes) + (32 << 20)
         try:
+            self._check_unasked()
             wire.write_message(self.proc.stdin, message)
-            head = self._read_exact(8, until, cpu_until)
-            (length,) = struct.unpack(">Q", head)
-            if length > max(64 << 20, (int(self.limits.memory_mb) + 16) << 20):
-                self._fail("the student's process sent an oversized message", "crash")
-            body = self._read_exact(length, until + 5.0, cpu_until + 5.0)
+            report_body = self._read_frame(report_cap, until, cpu_until, "report")
+            payload_body = self._read_frame(MAX_REPLY + 64, until, cpu_until, "reply")
         except _LimitReached as limit:
             self._timeout(which if limit.kind == "wall" else "cpu", self.cgroup.cpu_seconds() - cpu_start,
                           timeout)
         except (EOFError, BrokenPipeError, OSError):
             self._died()
         self._check_memory()
-        try:
-            reply = wire.loads(body)
-        except wire.WireError as exc:
-            self._fail(f"the student's process sent a malformed reply ({exc})", "crash")
-        if not isinstance(reply, dict):
-            self._fail("the student's process sent a malformed reply", "crash")
-        if reply.get("seq") != self._seq:
-            self._fail("the student's process sent a reply that does not answer the grader's request "
-                       "(a forged kernel reply)", "tampering")
+        started = time.monotonic()
+        report = self._decode(report_body, "report")
+        payload = self._decode(payload_body, "reply")
+        self.trusted_seconds += time.monotonic() - started
+        if report.get("nonce") != nonce:
+            self._fail("the sandbox sent a reply that does not answer the grader's request", "wire")
+        if report.get("wire"):
+            problems = "; ".join(str(p) for p in list(report["wire"])[:5])
+            self._fail(f"the student's code tampered with the sandbox's channels: {problems}", "wire")
+        reply = {key: payload[key] for key in REPLY_FIELDS if key in payload}
+        reply.update((key, value) for key, value in report.items() if key not in REPLY_FIELDS)
+        reply["output_exceeded"] = bool(report.get("output_dropped"))
         return reply
 
     def _check_memory(self):
