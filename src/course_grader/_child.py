@@ -26,12 +26,12 @@ import select as _select
 import signal as _signal
 import sys as _sys
 
-_REPLY_CAP = 64 << 20        # bytes of one worker reply; larger values are refused with an error
 _REPORT_CAP = 8 << 20        # bytes of report records kept per request (the rest is counted, flagged)
 _FLOOD = 64 << 20            # bytes dropped past the output budget before the cell is interrupted
 # report-pipe record kind -> report field (a list) it is filed under, and how many records are kept
 _REPORT_FIELDS = {"import": ("forbidden_imports", 20), "compile": ("compiled", 200)}
 _PR_SET_DUMPABLE = 4
+_FD_CHECK = 0.25             # seconds between two checks of the worker's descriptors while it runs
 
 
 def _set_dumpable(flag):
@@ -217,7 +217,12 @@ class _Supervisor:
         stopped = False
         while reply.payload is None:
             wfds = [self.req_w] if pending else []
-            ready, writable, _ = _select.select(self.live + [self.pidfd], wfds, [])
+            ready, writable, _ = _select.select(self.live + [self.pidfd], wfds, [], _FD_CHECK)
+            if not ready and not writable:
+                tampered = self._tampered_fds()
+                if tampered:    # the reply can no longer reach here: answer now
+                    reply.fail("; ".join(tampered))
+                    break
             if writable:
                 try:
                     pending = pending[_os.write(self.req_w, pending):]
@@ -264,8 +269,8 @@ class _Supervisor:
 class _Reply:
     """The worker's reply to one request: [8-byte length][nonce][payload], read incrementally.
 
-    A reply with another nonce (written ahead of time, or forged) is counted and skipped; one too
-    large is drained and replaced by an error payload.
+    A reply with another nonce (written ahead of time, or forged) is counted and skipped; a length
+    over the cap (the worker refuses larger values itself) ends the request as malformed.
     """
 
     def __init__(self, nonce):
@@ -277,33 +282,24 @@ class _Reply:
         self.frame_bytes = 0
         self.extra = 0
         self.size = 0
-        self.skip = 0
 
-    def _too_large(self, rest):
-        self.payload = dumps({"ok": False, "error": {
-            "ename": "ValueError", "evalue": f"the value is too large to transfer ({self.size} bytes; "
-            f"the limit is {_REPLY_CAP} bytes)", "traceback": []}})
-        self.extra += rest
+    def fail(self, problem):
+        self.problems.append(problem)
+        self.payload = dumps({"ok": False, "error": {"ename": "RuntimeError", "evalue": problem, "traceback": []}})
 
     def feed(self, data):
         if self.payload is not None:
             self.extra += len(data)
             return
-        if self.skip:
-            cut = min(self.skip, len(data))
-            self.skip -= cut
-            if not self.skip:
-                self._too_large(len(data) - cut)
-            return
         self.buf += data
-        while self.payload is None and not self.skip and len(self.buf) >= 8:
+        while self.payload is None and len(self.buf) >= 8:
             (n,) = struct.unpack(">Q", self.buf[:8])
-            if n > _REPLY_CAP:
-                self.size, have = n, len(self.buf) - 8
+            if n > _REPLY_CAP + _NONCE or n < _NONCE:
                 self.buf.clear()
-                self.skip = max(n - have, 0)
-                if not self.skip:
-                    self._too_large(have - n)
+                if self.nonce:
+                    self.fail(f"a malformed reply the grader did not ask for (length {n})")
+                else:
+                    self.frames += 1
                 return
             if len(self.buf) < 8 + n:
                 return

@@ -17,6 +17,7 @@ import sys as _sys
 import traceback as _traceback
 
 _NONCE = 16                 # bytes of the supervisor's per-request nonce, echoed first in every reply
+_REPLY_CAP = 64 << 20       # bytes of one reply; a larger value is refused with an error
 _COMPILED_CAP = 4 << 20     # bytes of run-time compiled source reported per request
 _WATCHED = ("cnnmath", "course_grader")
 
@@ -93,7 +94,21 @@ def _report_hook(fd, running, emit_json=json.dumps, write=_write_all, pack=struc
                 sent[0] += len(src)
                 emit("compile", src.decode("utf-8", "replace"))
     hook.new_request = lambda: sent.__setitem__(0, 0)
+    hook.emit = emit
     return hook
+
+
+class _ImportWatch:
+    """A finder first in sys.meta_path that reports (never finds) the reference library's modules:
+    importlib.import_module does not raise the "import" audit event that __import__ does."""
+
+    def __init__(self, emit):
+        self.emit = emit
+
+    def find_spec(self, name, path=None, target=None):
+        if isinstance(name, str) and name.partition(".")[0] in _WATCHED:
+            self.emit("import", name[:200])
+        return None
 
 
 def _worker_main(req_fd, rep_fd, report_fd):
@@ -116,6 +131,7 @@ def _worker_main(req_fd, rep_fd, report_fd):
     running = [b"", False]   # the cell's own source (not reported), and whether student code is running
     hook = _report_hook(report_fd, running)
     _sys.addaudithook(hook)   # cannot be removed once added
+    _sys.meta_path.insert(0, _ImportWatch(hook.emit))
     _signal.signal(_signal.SIGINT, _signal.default_int_handler)   # the supervisor stops an output flood
     interrupt = {_signal.SIGINT}
 
@@ -179,5 +195,9 @@ def _worker_main(req_fd, rep_fd, report_fd):
         except BaseException as exc:  # the student's value can't cross
             payload = dumps({"ok": False, "error": {"ename": "TypeError", "evalue":
                                                     f"the grader cannot transfer the result: {exc}"[:2000],
+                                                    "traceback": []}})
+        if len(payload) > _REPLY_CAP:
+            payload = dumps({"ok": False, "error": {"ename": "ValueError", "evalue": "the value is too large to "
+                                                    f"transfer ({len(payload)} bytes; the limit is {_REPLY_CAP})",
                                                     "traceback": []}})
         _write_all(rep_fd, struct.pack(">Q", _NONCE + len(payload)) + nonce + payload)

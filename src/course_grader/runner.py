@@ -132,9 +132,16 @@ class Grader:
         self.where = None  # ("cell", entry index) or ("call", function name) being run in the sandbox
         self.import_hits = set()  # where the student's process tried to import cnnmath
         self.copy_hits = set()    # where it compiled (exec) code that uses or copies cnnmath
+        self.report_flags = []    # flags from the sandbox's reports that do not stop it (output truncated)
 
     # -- sandbox calls -----------------------------------------------------------------
     def _collect_output(self, reply):
+        """File the supervisor's report of one request (sandbox._child: fields the student cannot forge).
+
+        Imports of cnnmath and run-time compiled sources mark where they happened; the output kept
+        under the notebook's budget goes into the cell's outputs, and output past it is replaced by a
+        visible marker and flagged ("output") while grading continues; a MemoryError stops the sandbox.
+        """
         if reply.get("forbidden_imports") and self.where is not None:
             self.import_hits.add(self.where)
         compiled = reply.get("compiled")
@@ -143,15 +150,26 @@ class Grader:
                 if isinstance(src, str) and (integrity.mentions_cnnmath(src) or integrity.copied_from_cnnmath(src, library=self.library)):
                     self.copy_hits.add(self.where)
                     break
+        dropped = reply.get("output_dropped")
+        dropped = dropped if type(dropped) is int and dropped > 0 else 0
         if self.cell_outputs is not None:
             for stream in ("stdout", "stderr"):
                 text = reply.get(stream)
                 if isinstance(text, str) and text:
                     self.cell_outputs.append({"output_type": "stream", "name": stream, "text": text})
-            if reply.get("output_exceeded"):
-                self._stop(SandboxDied(f"the output exceeded the limit of {self.limits.output_bytes} bytes",
-                                       "output"))
-        if reply.get("memory_exceeded"):
+        if dropped:
+            cap = self.limits.output_bytes
+            stopped = reply.get("output_stopped") is True
+            note = (f"\n[output truncated at {cap} bytes: the notebook's output passed its limit; {dropped} more "
+                    "bytes were not kept" + ("; the cell was stopped (KeyboardInterrupt) for flooding the output"
+                                             if stopped else "") + "]\n")
+            if self.cell_outputs is not None:
+                self.cell_outputs.append({"output_type": "stream", "name": "stdout", "text": note})
+            if not any(f[0] == "output" for f in self.report_flags):
+                self.report_flags.append(["output", f"the output passed the limit of {cap} bytes: it was "
+                                                    "truncated (grading went on)"])
+        error = reply.get("error") if reply.get("ok") is False else None
+        if isinstance(error, dict) and error.get("ename") == "MemoryError":
             self._stop(SandboxDied(f"the student's code ran out of memory (limit {self.limits.memory_mb} MB)",
                                    "memory"))
 
@@ -294,6 +312,7 @@ class Grader:
             self.cell_outputs = None
         if self.sandbox is not None:
             self.sandbox.close()
+        flags.extend(self.report_flags)
         if self.died is not None:
             flags.append([self.died.flag, self.died.reason])
         self._integrity(entries, tests, flags)

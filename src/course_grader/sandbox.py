@@ -340,7 +340,13 @@ class Sandbox:
         self._check_memory()
         started = time.monotonic()
         report = self._decode(report_body, "report")
-        payload = self._decode(payload_body, "reply")
+        try:
+            payload = wire.loads(payload_body)
+        except wire.WireError as exc:   # a value the grader will not read (the sandbox goes on)
+            payload = {"ok": False, "error": {"ename": "ValueError", "evalue": f"the grader cannot read the "
+                                              f"value: {exc}", "traceback": []}}
+        if not isinstance(payload, dict):
+            self._fail("the student's process sent a malformed reply", "crash")
         self.trusted_seconds += time.monotonic() - started
         if report.get("nonce") != nonce:
             self._fail("the sandbox sent a reply that does not answer the grader's request", "wire")
