@@ -76,9 +76,9 @@ class Result:
     status: str                  # "graded", or "failed" (unreadable, missing, or the worker kept dying)
     tests: dict                  # grade_id -> {points, max, passed, message, hidden, failed_in_hidden[, misconception]}
     messages: list               # notes for the student (planning's first, then the grader's)
-    flags: list                  # [kind, detail]: timeout, crash, memory, output, tampering, cnnmath, broken, worker
+    flags: list                  # [kind, detail]: timeout, crash, memory, output, tampering, wire, cnnmath, broken, worker
     notebook_json: dict | None   # the graded notebook (cells with outputs) for the gradebook and autograded/
-    timings: dict = field(default_factory=dict)  # seconds: sandbox_start, grading, total; worker name
+    timings: dict = field(default_factory=dict)  # seconds: sandbox_start, trusted_decode, grading, total; worker name
     attempts: int = 1
 
     @property

@@ -18,7 +18,7 @@ import numpy as np
 from . import integrity
 from .notebook import (assemble, cell_text, defined_names, hidden_line_ranges, is_answer, nbmeta,
                        solution_names, used_names)
-from .sandbox import Sandbox, SandboxDied, SandboxError
+from .sandbox import MEMORY_EXCEEDED, Sandbox, SandboxDied, SandboxError
 
 HIDDEN_MESSAGE = "hidden test failed"
 
@@ -133,6 +133,7 @@ class Grader:
         self.import_hits = set()  # where the student's process tried to import cnnmath
         self.copy_hits = set()    # where it compiled (exec) code that uses or copies cnnmath
         self.report_flags = []    # flags from the sandbox's reports that do not stop it (output truncated)
+        self.trusted_seconds = 0.0  # spent decoding the student's replies (Sandbox.trusted_seconds)
 
     # -- sandbox calls -----------------------------------------------------------------
     def _collect_output(self, reply):
@@ -169,6 +170,8 @@ class Grader:
                 self.report_flags.append(["output", f"the output passed the limit of {cap} bytes: it was "
                                                     "truncated (grading went on)"])
         error = reply.get("error") if reply.get("ok") is False else None
+        if error is not None and reply.get("memory_limit_hits"):   # the cgroup's count, not the student's word
+            self._stop(SandboxDied(MEMORY_EXCEEDED.format(mb=self.limits.memory_mb), "memory"))
         if isinstance(error, dict) and error.get("ename") == "MemoryError":
             self._stop(SandboxDied(f"the student's code ran out of memory (limit {self.limits.memory_mb} MB)",
                                    "memory"))
@@ -183,10 +186,14 @@ class Grader:
     def _request(self, fn, *args, timeout):
         if self.died is not None:
             raise SandboxStopped(self.died)
+        sandbox = self.sandbox
+        before = sandbox.trusted_seconds
         try:
             reply = fn(*args, timeout=max(timeout, 0.001))
         except SandboxDied as died:
             self._stop(died)
+        finally:   # decoding the student's replies here: part of the notebook's wall clock, reported
+            self.trusted_seconds += sandbox.trusted_seconds - before
         self._collect_output(reply)
         return reply
 

@@ -326,6 +326,7 @@ class Sandbox:
         which = "notebook" if self.deadline <= now + wall else "cell"
         cpu_start = self.cgroup.cpu_seconds()
         cpu_until = cpu_start + timeout
+        hits = self.cgroup.limit_hits()
         report_cap = 6 * int(self.limits.output_bytes) + (32 << 20)
         try:
             self._check_unasked()
@@ -356,6 +357,7 @@ class Sandbox:
         reply = {key: payload[key] for key in REPLY_FIELDS if key in payload}
         reply.update((key, value) for key, value in report.items() if key not in REPLY_FIELDS)
         reply["output_exceeded"] = bool(report.get("output_dropped"))
+        reply["memory_limit_hits"] = self.cgroup.limit_hits() - hits   # read here, from the cgroup
         return reply
 
     def _check_memory(self):
