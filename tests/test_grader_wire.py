@@ -131,6 +131,19 @@ def test_replies_not_asked_for_and_tampered_descriptors_stop_the_sandbox(attack)
         assert "tampered with the sandbox's channels" in died.value.reason
 
 
+def test_the_worker_cannot_reach_the_supervisors_descriptors_or_memory(sb):
+    """The supervisor (the worker's parent, same uid) is not dumpable: /proc/<ppid>/fd and mem are closed."""
+    reply = sb.run_cell("import os\nparent = os.getppid()\nreached = []\n"
+                        "for fd in range(64):\n    for mode in (os.O_WRONLY, os.O_RDONLY):\n        try:\n"
+                        "            os.close(os.open(f'/proc/{parent}/fd/{fd}', mode))\n"
+                        "            reached.append(fd)\n        except OSError:\n            pass\n"
+                        "for name in ('mem', 'environ'):\n    try:\n"
+                        "        open(f'/proc/{parent}/{name}', 'rb').read(1)\n        reached.append(name)\n"
+                        "    except OSError:\n        pass\n"
+                        "own = len(os.listdir('/proc/self/fd'))\n(parent > 1, reached, own > 3)")
+    assert reply["ok"] and reply["result"] == "(True, [], True)", reply
+
+
 def test_honest_use_of_descriptors_and_streams_is_not_tampering(sb):
     """Redirecting sys.stdout, pipes of one's own, subprocesses and pools leave the report fds alone."""
     reply = sb.run_cell("import contextlib, io, os, subprocess, sys, multiprocessing\n"
