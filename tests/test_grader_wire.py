@@ -263,6 +263,7 @@ def test_each_notebook_gets_its_points_flags_and_markers(graded, case):
     want = {gid: (0.0 if gid in case.lost else p) for gid, p in graded.points.items()}
     assert got == want, (case.name, record["flags"], {g: t["message"][:200] for g, t in record["tests"].items()})
     assert sorted({f[0] for f in record["flags"]}) == sorted(case.flags), record["flags"]
+    assert record["timings"]["trusted_decode"] > 0   # reading the replies is counted
     text = json.dumps(nb)
     for marker in case.markers:
         assert marker in text, (case.name, marker)

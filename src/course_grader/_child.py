@@ -48,8 +48,11 @@ class _Output:
         self.left = budget
         self.parts = {"stdout": [], "stderr": []}
         self.dropped = 0
+        self.tail = b""   # the last of stderr, kept or not (told to the grader if the worker dies)
 
     def add(self, name, data):
+        if name == "stderr":
+            self.tail = (self.tail + data)[-4000:]
         keep = data[:max(self.left, 0)]
         self.left -= len(keep)
         self.dropped += len(data) - len(keep)
@@ -179,7 +182,7 @@ class _Supervisor:
 
     def _died(self):
         self._drain(_Reply(b""))
-        err = b"".join(self.output.parts["stderr"])[-4000:]
+        err = self.output.tail
         try:
             _os.write(self.own_err, err)
         except OSError:
