@@ -271,3 +271,23 @@ def test_each_notebook_gets_its_points_flags_and_markers(graded, case):
         stored = sum(len(o.get("text", "").encode()) for c in nb["cells"] for o in c.get("outputs", [])
                      if o.get("output_type") == "stream" and not o.get("text", "").lstrip().startswith("[output"))
         assert stored <= OUTPUT_CAP < FIVE_MB, stored
+
+
+def test_trusted_work_on_huge_replies_counts_in_the_notebooks_wall_clock(tmp_path):
+    """Every call returns 600,000 nested lists: reading and comparing them here is charged to the notebook,
+    which ends at its wall-clock limit (not long after, as when trusted time was not counted)."""
+    source = json.loads((REPO / "solutions" / "conv2d" / "conv2d.ipynb").read_text())
+    release = json.loads((REPO / "exercises" / "conv2d" / "conv2d.ipynb").read_text())
+    for c in release["cells"]:
+        c["source"] = cell_text(c)
+    big = "    return [[[float(i)] for i in range(600_000)]]\n"
+    answers = {"cross_correlate2d": "def cross_correlate2d(x, k):\n" + big,
+               "conv2d": "def conv2d(x, w, b=None, stride=1, padding=0):\n" + big}
+    path = tmp_path / "huge_replies.ipynb"
+    path.write_text(json.dumps(student_notebook(release, {**reference_answers(source), **answers})))
+    t0 = time.monotonic()
+    record, _ = grade(source, release, path, Limits(notebook_timeout=8, cell_timeout=30))
+    took = time.monotonic() - t0
+    assert [f[0] for f in record["flags"]] == ["timeout"] and "wall-clock limit of 8 s" in record["flags"][0][1]
+    assert record["timings"]["trusted_decode"] > 0.5, record["timings"]
+    assert took < 8 + 5, took   # the limit plus at most one reply's reading and comparison
