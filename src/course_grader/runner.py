@@ -15,10 +15,10 @@ import traceback
 
 import numpy as np
 
-from . import integrity
+from . import integrity, sandbox_report
 from .notebook import (assemble, cell_text, defined_names, hidden_line_ranges, is_answer, nbmeta,
                        solution_names, used_names)
-from .sandbox import MEMORY_EXCEEDED, Sandbox, SandboxDied, SandboxError
+from .sandbox import Sandbox, SandboxDied, SandboxError
 
 HIDDEN_MESSAGE = "hidden test failed"
 
@@ -137,44 +137,21 @@ class Grader:
 
     # -- sandbox calls -----------------------------------------------------------------
     def _collect_output(self, reply):
-        """File the supervisor's report of one request (sandbox._child: fields the student cannot forge).
-
-        Imports of cnnmath and run-time compiled sources mark where they happened; the output kept
-        under the notebook's budget goes into the cell's outputs, and output past it is replaced by a
-        visible marker and flagged ("output") while grading continues; a MemoryError stops the sandbox.
-        """
+        """File the supervisor's report of one request (course_grader.sandbox_report): imports of cnnmath
+        and copies compiled at run time mark where they happened; output past the notebook's limit is
+        truncated, marked and flagged while grading goes on; the memory limit stops the sandbox."""
         if reply.get("forbidden_imports") and self.where is not None:
             self.import_hits.add(self.where)
-        compiled = reply.get("compiled")
-        if compiled and self.where is not None and isinstance(compiled, list):
-            for src in compiled[:50]:
-                if isinstance(src, str) and (integrity.mentions_cnnmath(src) or integrity.copied_from_cnnmath(src, library=self.library)):
-                    self.copy_hits.add(self.where)
-                    break
-        dropped = reply.get("output_dropped")
-        dropped = dropped if type(dropped) is int and dropped > 0 else 0
+        if self.where is not None and sandbox_report.compiled_copy(reply, self.library):
+            self.copy_hits.add(self.where)
+        outputs, flag = sandbox_report.stream_outputs(reply, self.limits.output_bytes)
         if self.cell_outputs is not None:
-            for stream in ("stdout", "stderr"):
-                text = reply.get(stream)
-                if isinstance(text, str) and text:
-                    self.cell_outputs.append({"output_type": "stream", "name": stream, "text": text})
-        if dropped:
-            cap = self.limits.output_bytes
-            stopped = reply.get("output_stopped") is True
-            note = (f"\n[output truncated at {cap} bytes: the notebook's output passed its limit; {dropped} more "
-                    "bytes were not kept" + ("; the cell was stopped (KeyboardInterrupt) for flooding the output"
-                                             if stopped else "") + "]\n")
-            if self.cell_outputs is not None:
-                self.cell_outputs.append({"output_type": "stream", "name": "stdout", "text": note})
-            if not any(f[0] == "output" for f in self.report_flags):
-                self.report_flags.append(["output", f"the output passed the limit of {cap} bytes: it was "
-                                                    "truncated (grading went on)"])
-        error = reply.get("error") if reply.get("ok") is False else None
-        if error is not None and reply.get("memory_limit_hits"):   # the cgroup's count, not the student's word
-            self._stop(SandboxDied(MEMORY_EXCEEDED.format(mb=self.limits.memory_mb), "memory"))
-        if isinstance(error, dict) and error.get("ename") == "MemoryError":
-            self._stop(SandboxDied(f"the student's code ran out of memory (limit {self.limits.memory_mb} MB)",
-                                   "memory"))
+            self.cell_outputs.extend(outputs)
+        if flag and not any(f[0] == "output" for f in self.report_flags):
+            self.report_flags.append(flag)
+        died = sandbox_report.memory_stop(reply, self.limits.memory_mb)
+        if died is not None:
+            self._stop(died)
 
     def _stop(self, died):
         if self.died is None:
