@@ -252,6 +252,7 @@ class _Supervisor:
         fields, problems = self.reports.take()
         report.update(fields)
         report.update(nonce=request.get("nonce"), output_stopped=stopped, reply_bytes=reply.size,
+                      output_left=max(self.output.left, 0),
                       wire=wire_problems + problems)
         head = dumps(report)
         payload = reply.payload
