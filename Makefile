@@ -91,3 +91,4 @@ serve:
 release: $(VENV)/.stamp-base
 	$(PY) solutions/_sources/build.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/nbgrader generate_assignment "[a-z]*" --force --no-db --log-level=WARN
+	$(PY) -m course_grader.solution_check solutions exercises  # every solution grades full in the sandbox

@@ -26,6 +26,7 @@ from tests.grader_corpus.cases import ASSIGNMENTS, CASES, write_case
 from tests.grader_helpers import REPO, cell_text, graded_points, needs_bwrap, new_course, reference_answers
 from tests.grader_helpers import run as _run
 from course_grader.formula_misconceptions import FORMULA_SENTENCES
+from course_grader.invariance_misconceptions import INVARIANCE_SENTENCES
 from course_grader.misconceptions import SENTENCES
 
 MARKER = "cg-corpus-orphan-%d" % os.getpid()
@@ -138,8 +139,10 @@ def test_the_corpus_covers_every_class():
                    "invalid_json", "empty_file", "wrong_nbformat", "utf16", "latin1", "utf8_bom",
                    "wrong_file_name", "unknown_kernel", "os_exit_midway", "stderr_output", "hardcoded_visible"):
         assert needed in names, needed
-    # the derivations/activations_losses keys are run end to end by tests/test_derivations.py
-    assert {c.misconception for c in CASES if c.misconception} == set(SENTENCES) - set(FORMULA_SENTENCES)
+    # the derivations/activations_losses keys are run end to end by tests/test_derivations.py, the
+    # aliasing_gp_invertibility ones by tests/test_invariance_misconceptions.py
+    assert {c.misconception for c in CASES if c.misconception} == \
+        set(SENTENCES) - set(FORMULA_SENTENCES) - set(INVARIANCE_SENTENCES)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

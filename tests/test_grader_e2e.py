@@ -75,8 +75,8 @@ def course(tmp_path_factory, request):
         "partial": {g: (0.0 if g in conv_tests else p) for g, p in points.items()},
         "blank": {g: 0.0 for g in points},
         "broken": {g: 0.0 for g in points},
-        # the loop is in the conv2d answer: part 1 (before it) keeps its points
-        "loop": {g: (p if g in cross else 0.0) for g, p in points.items()},
+        # the loop is in the conv2d answer: the parts that use conv2d lose their points, the others keep them
+        "loop": {g: (0.0 if g in conv_tests else p) for g, p in points.items()},
     }
     return {"root": root, "source": source_nb, "release": release_nb, "points": points, "expected": expected,
             "sol": sol}

@@ -174,9 +174,9 @@ def build_cases(release_nb, sol, tests):
 
     # -- limits: points earned before the limit are kept
     add("kernel_dies", nb_of(wrong_conv, lambda nb: free_cell(nb, "import os\nos._exit(1)\n", "conv2d")),
-        {CROSS}, ["crash"])
+        {CROSS, PARAMS}, ["crash"])
     add("loops_when_called", nb_of({**sol, "conv2d": "def conv2d(x, w, b=None, stride=1, padding=0):\n"
-                                    "    while True:\n        pass\n"}), {CROSS}, ["timeout"])
+                                    "    while True:\n        pass\n"}), {CROSS, PARAMS}, ["timeout"])
     # the flooding cell is stopped and the output truncated; grading goes on (issue 12, point 8)
     add("output_flood", nb_of(wrong_conv, lambda nb: free_cell(nb, "while True:\n    print('spam' * 1000)\n",
                                                                 "conv2d")), {CROSS, PARAMS}, ["output"])

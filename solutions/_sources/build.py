@@ -55,6 +55,7 @@ ASSIGNMENTS = [
     "full_network",
     "activations_losses",
     "derivations",
+    "aliasing_gp_invertibility",
 ]
 
 RULES = """## Rules (read before you start)

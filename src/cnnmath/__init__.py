@@ -33,5 +33,7 @@ from .streaming import *  # noqa: F401,F403
 from .efficient import *  # noqa: F401,F403
 from .nn import *  # noqa: F401,F403
 from .accounting import *  # noqa: F401,F403
+from .equivariance import *  # noqa: F401,F403
+from .invertibility import *  # noqa: F401,F403
 
 __version__ = "0.1.0"

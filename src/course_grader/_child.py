@@ -19,7 +19,8 @@ A reply to the grader is two frames: the report (a dict, with the grader's nonce
 payload, forwarded as it came. The supervisor is not dumpable, so the worker (same uid) cannot
 open its descriptors through /proc or ptrace it.
 """
-# wire.py (dumps, loads, read_exact, struct, json) and _child_worker.py (_worker_main, _NONCE) precede this.
+# wire.py (dumps, loads, read_exact, struct, json), _child_code.py (CodeWatch) and _child_worker.py
+# (_worker_main, _NONCE) precede this.
 import ctypes as _ctypes
 import os as _os
 import select as _select
@@ -28,8 +29,9 @@ import sys as _sys
 
 _REPORT_CAP = 8 << 20        # bytes of report records kept per request (the rest is counted, flagged)
 _FLOOD = 64 << 20            # bytes dropped past the output budget before the cell is interrupted
-# report-pipe record kind -> report field (a list) it is filed under, and how many records are kept
-_REPORT_FIELDS = {"import": ("forbidden_imports", 20), "compile": ("compiled", 200)}
+# report-pipe record kind -> the report field it is filed under, and how many records are kept (a list;
+# 0: one value, the last, None if none came)
+_REPORT_FIELDS = {"import": ("forbidden_imports", 20), "compile": ("compiled", 200), "executed": ("executed", 0)}
 _PR_SET_DUMPABLE = 4
 _FD_CHECK = 0.25             # seconds between two checks of the worker's descriptors while it runs
 
@@ -94,12 +96,15 @@ class _Reports:
             except Exception:
                 self.problems.append("a malformed record on the report pipe")
                 continue
+            if not keep:
+                self.fields[field] = value
+                continue
             kept = self.fields.setdefault(field, [])
             if len(kept) < keep and self.size <= _REPORT_CAP:
                 kept.append(value)
 
     def take(self):
-        out = {field: [] for field, _ in _REPORT_FIELDS.values()}
+        out = {field: [] if keep else None for field, keep in _REPORT_FIELDS.values()}
         out.update(self.fields)
         problems = list(self.problems)
         if self.buf:

@@ -132,6 +132,8 @@ def _worker_main(req_fd, rep_fd, report_fd):
     hook = _report_hook(report_fd, running)
     _sys.addaudithook(hook)   # cannot be removed once added
     _sys.meta_path.insert(0, _ImportWatch(hook.emit))
+    code_watch = CodeWatch()   # what runs, fingerprinted (_child_code.py, before this text)
+    walk = [None]              # the graded function a call ran (its code is walked)
     _signal.signal(_signal.SIGINT, _signal.default_int_handler)   # the supervisor stops an output flood
     interrupt = {_signal.SIGINT}
 
@@ -160,7 +162,8 @@ def _worker_main(req_fd, rep_fd, report_fd):
         if op == "get":
             return {"ok": True, "value": user_ns[request["name"]]}
         if op == "call":
-            value = user_ns[request["name"]](*request["args"], **request["kwargs"])
+            walk[0] = func = user_ns[request["name"]]
+            value = func(*request["args"], **request["kwargs"])
             if hasattr(value, "__next__") and hasattr(value, "__iter__"):
                 value = list(value)
             return {"ok": True, "value": value}
@@ -185,6 +188,11 @@ def _worker_main(req_fd, rep_fd, report_fd):
             _signal.pthread_sigmask(_signal.SIG_BLOCK, interrupt)
             msg = {"ok": False, "error": _error_info(exc)}
         running[0], running[1] = b"", False
+        try:   # every reply: the fingerprint of what ran since the last (report field "executed")
+            hook.emit("executed", code_watch.report(walk[0]))
+        except BaseException:
+            pass
+        walk[0] = None
         for stream in streams:
             try:
                 stream.flush()

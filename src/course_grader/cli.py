@@ -39,6 +39,8 @@ def _release(course, args):
         res = api.generate_assignment(name, force=True, create=True)
         if not res.get("success"):
             raise CourseError(f"releasing {name} failed: {_last_line(res.get('error') or res.get('log'))}")
+        if not args.unsafe_skip_solution_check:
+            _check_solution(course, name)
         print(f"released {name} -> {course.dir('release', '.', name)}")
         if args.to_exchange:
             proc = course.nbgrader("release_assignment", name, "--force")
@@ -46,6 +48,19 @@ def _release(course, args):
                 raise CourseError(f"nbgrader release_assignment {name} failed: {_last_line(proc.stdout + proc.stderr)}")
             print(f"released {name} to the nbgrader exchange")
     return 0
+
+
+def _check_solution(course, name):
+    """Refuse (CourseError, the release folder removed) if the solution of ``name`` does not grade full."""
+    import shutil
+
+    from . import solution_check
+    pairs = [(name, nb, *course.load_pair(name, nb)) for nb in course.notebooks(name)]
+    problem = solution_check.refusal(name, solution_check.check_solutions(pairs))
+    if problem:
+        shutil.rmtree(course.dir("release", ".", name), ignore_errors=True)
+        raise CourseError(f"release: {problem}; nothing was released (fix the source notebook, or pass "
+                          "--unsafe-skip-solution-check to release it anyway)")
 
 
 def _collect(course, args):
@@ -163,6 +178,9 @@ def build_parser():
     r.add_argument("--all", action="store_true", help="every assignment in the source directory")
     r.add_argument("--to-exchange", action="store_true",
                    help="also copy it to nbgrader's exchange (nbgrader release_assignment)")
+    r.add_argument("--unsafe-skip-solution-check", action="store_true",
+                   help="release without grading the solution first (unsafe: by default an assignment whose own "
+                   "solution does not earn full points under course-grader, in the sandbox, is refused)")
     r.set_defaults(func=_release)
 
     c = command("collect", "collect submissions into submitted/<student>/<assignment>/")

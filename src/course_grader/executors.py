@@ -236,6 +236,7 @@ class DaskExecutor:
             raise CourseError(f"--dask-scheduler must be an address like tcp://HOST:8786, got {scheduler!r}")
         self.scheduler, self.local_workers, self.retries = scheduler, local_workers, retries
         self.cluster = self.client = None
+        self.runs = 0  # calls of run(): part of every task key, so a regrade is a new task
         self.description = (f"Dask scheduler {scheduler}" if scheduler else
                             f"Dask LocalCluster of {local_workers} worker process(es)")
 
@@ -303,8 +304,10 @@ class DaskExecutor:
         payload_futures = {pid: client.submit(_payload_task, payloads[pid], key=f"payload-{pid}", pure=False)
                            for pid in needed}
         futures = {}
+        self.runs += 1
         for i, job in enumerate(jobs):
-            fut = client.submit(_grade_on_dask_worker, job, payload_futures[job.payload_id], key=f"grade-{job.content_hash}-{i}",
+            fut = client.submit(_grade_on_dask_worker, job, payload_futures[job.payload_id],
+                                key=f"grade-{self.runs}-{job.content_hash}-{i}",
                                 pure=False, priority=-i)
             futures[fut] = job
         try:
@@ -320,6 +323,55 @@ class DaskExecutor:
         finally:
             for fut in list(futures) + list(payload_futures.values()):
                 fut.cancel()
+
+
+# -- fairness: a timeout under load is regraded alone -------------------------------------------
+REGRADED_ALONE = ("this notebook timed out while other notebooks were being graded on the same machine; it was "
+                  "regraded alone, with no other grading running, and this is that grade")
+
+
+def _host(result):
+    return str(result.timings.get("worker", "")).rpartition(":")[0]
+
+
+def _overlaps(result, others):
+    """Whether another result of ``others`` was graded on the same machine while ``result`` was."""
+    start, end = result.timings.get("started"), result.timings.get("finished")
+    if start is None or end is None:
+        return False
+    return any(o is not result and _host(o) == _host(result) and o.timings.get("started") is not None
+               and o.timings["started"] < end and o.timings.get("finished", 0) > start for o in others)
+
+
+def run_fairly(executor, jobs, payloads):
+    """``executor.run`` for a batch, then every notebook that timed out while another ran regraded alone.
+
+    Yields one Result per job, as ``run`` does. A graded result with a timeout flag is held back until the
+    parallel pass is over; if its grading overlapped another notebook's on the same machine (the
+    timestamps of work.grade_job), it is graded again, one job at a time with nothing else running, and
+    that grade replaces the first (its messages say so; a timeout flag that remains says "also when
+    regraded alone"; ``timings["first_attempt"]`` keeps the first one's score and flags).
+    """
+    held, seen = [], []
+    by_key = {job.key: job for job in jobs}
+    for result in executor.run(jobs, payloads):
+        seen.append(result)
+        if result.status == "graded" and any(f[0] == "timeout" for f in result.flags) and len(jobs) > 1:
+            held.append(result)
+        else:
+            yield result
+    for first in held:
+        if not _overlaps(first, seen):
+            yield first
+            continue
+        for again in executor.run([by_key[first.key]], payloads):
+            again.messages.append(REGRADED_ALONE)
+            again.flags = [[k, d + " (also when regraded alone)"] if k == "timeout" else [k, d]
+                           for k, d in again.flags]
+            again.timings.update(regraded_alone=True, first_attempt={"score": first.score, "flags": first.flags,
+                                                                     "started": first.timings.get("started"),
+                                                                     "finished": first.timings.get("finished")})
+            yield again
 
 
 def make_executor(workers=None, dask_scheduler=None, dask_local=None, retries=DEFAULT_RETRIES):

@@ -14,7 +14,7 @@ import sys
 import time
 
 from .course import CourseError
-from .executors import DEFAULT_RETRIES, make_executor
+from .executors import DEFAULT_RETRIES, make_executor, run_fairly
 from .plan import make_batch
 from .sandbox import Limits
 from .writer import GradebookWriter
@@ -116,7 +116,7 @@ def grade(course, assignment, students=None, workers=None, limits=None, progress
                     bar = _progress(len(batch.jobs), stream, progress)
                     try:
                         with GradebookWriter(course, assignment) as writer:
-                            for result in executor.run(batch.jobs, batch.payloads):
+                            for result in run_fairly(executor, batch.jobs, batch.payloads):
                                 stop.write(writer, result)
                                 written += 1
                                 records[result.key] = result.record()

@@ -78,7 +78,9 @@ class Result:
     messages: list               # notes for the student (planning's first, then the grader's)
     flags: list                  # [kind, detail]: timeout, crash, memory, output, tampering, wire, cnnmath, broken, worker
     notebook_json: dict | None   # the graded notebook (cells with outputs) for the gradebook and autograded/
-    timings: dict = field(default_factory=dict)  # seconds: sandbox_start, trusted_decode, grading, total; worker name
+    # seconds: sandbox_start, trusted_decode, grading, total; worker name; started/finished (epoch);
+    # regraded_alone, first_attempt
+    timings: dict = field(default_factory=dict)
     attempts: int = 1
 
     @property

@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 from .formula_misconceptions import FORMULA_DIAGNOSERS, FORMULA_SENTENCES
+from .invariance_misconceptions import INVARIANCE_DIAGNOSERS, INVARIANCE_SENTENCES
 
 __all__ = ["SENTENCES", "diagnose", "diagnose_calls", "sentence"]
 
@@ -48,6 +49,7 @@ SENTENCES = {
         "Your result matches channels-last data (N, H, W, C): the course's layout is channels-first "
         "(N, C, H, W), with the channel axis at position 1 and the spatial axes last."),
     **FORMULA_SENTENCES,  # activations_losses and derivations (course_grader/formula_misconceptions.py)
+    **INVARIANCE_SENTENCES,  # aliasing_gp_invertibility (course_grader/invariance_misconceptions.py)
 }
 
 MAX_CALLS = 64          # calls of one test that are looked at
@@ -312,6 +314,7 @@ DIAGNOSERS = {
     "output_size": _output_size,
     "output_shape_2d": _output_shape_2d,
     **FORMULA_DIAGNOSERS,
+    **INVARIANCE_DIAGNOSERS,
 }
 
 

@@ -15,7 +15,7 @@ import traceback
 
 import numpy as np
 
-from . import integrity, sandbox_report
+from . import fingerprints, integrity, replay, sandbox_report
 from .notebook import (assemble, cell_text, defined_names, hidden_line_ranges, is_answer, nbmeta,
                        solution_names, used_names)
 from .sandbox import Sandbox, SandboxDied, SandboxError
@@ -118,6 +118,7 @@ class Grader:
 
     def __init__(self, source_nb, release_nb, limits, library=None, sandboxes=None):
         self.library = library
+        fingerprints.warm_up()   # cnnmath's fingerprints, once per process: never inside a test's time limit
         self.sandboxes = sandboxes
         self.sandbox_start_s = 0.0
         self.source_nb = source_nb
@@ -126,12 +127,15 @@ class Grader:
         self.names = sorted(solution_names(source_nb))
         self.sandbox = None
         self.died = None
+        self.notebook_deadline = None
+        self.ran, self.broken, self.deaths, self.restarts = [], {}, [], 0  # see grade()
         self.cell_outputs = None
         self.test_deadline = None
         self.calls = None  # (name, args, kwargs, value) of the running test: misconceptions
         self.where = None  # ("cell", entry index) or ("call", function name) being run in the sandbox
         self.import_hits = set()  # where the student's process tried to import cnnmath
-        self.copy_hits = set()    # where it compiled (exec) code that uses or copies cnnmath
+        self.copy_hits = set()    # where it compiled (exec) code that uses or copies cnnmath, or ran cnnmath's code
+        self.copy_matches = {}    # where -> the cnnmath function whose bytecode ran there
         self.report_flags = []    # flags from the sandbox's reports that do not stop it (output truncated)
         self.trusted_seconds = 0.0  # spent decoding the student's replies (Sandbox.trusted_seconds)
 
@@ -142,8 +146,17 @@ class Grader:
         truncated, marked and flagged while grading goes on; the memory limit stops the sandbox."""
         if reply.get("forbidden_imports") and self.where is not None:
             self.import_hits.add(self.where)
-        if self.where is not None and sandbox_report.compiled_copy(reply, self.library):
-            self.copy_hits.add(self.where)
+        compiled = reply.get("compiled")
+        if compiled and self.where is not None and isinstance(compiled, list):
+            for src in compiled[:50]:
+                if isinstance(src, str) and integrity.source_copies_cnnmath(src, library=self.library):
+                    self.copy_hits.add(self.where)
+                    break
+        if self.where is not None and self.where not in self.copy_hits:
+            matched = fingerprints.runs_cnnmath_code(reply.get("executed"))
+            if matched:   # the bytecode that ran is cnnmath's, however it was written or built
+                self.copy_hits.add(self.where)
+                self.copy_matches.setdefault(self.where, matched)
         outputs, flag = sandbox_report.stream_outputs(reply, self.limits.output_bytes)
         if self.cell_outputs is not None:
             self.cell_outputs.extend(outputs)
@@ -232,21 +245,85 @@ class Grader:
         outputs = [{"output_type": "stream", "name": "stdout", "text": out.getvalue()}] if out.getvalue() else []
         return outputs, exc
 
+    # -- the sandbox's life cycle ------------------------------------------------------
+    def _start_sandbox(self):
+        start = time.monotonic()
+        self.notebook_deadline = start + self.limits.notebook_timeout
+        try:
+            self.sandbox = self.sandboxes.take(self.limits) if self.sandboxes else Sandbox(self.limits)
+            self.sandbox_start_s = time.monotonic() - start
+            self.sandbox.deadline = self.notebook_deadline
+        except SandboxError as exc:
+            self.died = SandboxDied(str(exc), "crash")
+            self.restarts = replay.MAX_RESTARTS  # a sandbox that cannot start is not started again
+
+    def _revive(self, entries):
+        """After a death: a fresh sandbox with the cells that ran replayed, if the budget allows.
+
+        Not after an output or tampering stop, once MAX_RESTARTS fresh sandboxes were used, or with less
+        than MIN_SECONDS_LEFT of the notebook's deadline left. A replayed cell that uses a broken name is
+        left out; a replay that fails itself ends the notebook (``self.died`` stays).
+        """
+        died = self.died
+        if died is None or died.flag not in ("timeout", "crash", "memory") or self.restarts >= replay.MAX_RESTARTS \
+                or self.notebook_deadline - time.monotonic() < replay.MIN_SECONDS_LEFT:
+            return
+        self.restarts += 1
+        try:
+            self.sandbox = Sandbox(self.limits, deadline=self.notebook_deadline)
+        except SandboxError:
+            self.restarts = replay.MAX_RESTARTS
+            return
+        self.deaths[-1][2] = True
+        self.died = None
+        outputs, self.cell_outputs = self.cell_outputs, None  # a replay's output is not shown twice
+        try:
+            for index in list(self.ran):
+                code = entries[index]["cell"]["source"]
+                if replay.uses(code, self.broken):
+                    self.ran.remove(index)
+                    continue
+                self.where = ("cell", index)
+                self._request(self.sandbox.run_cell, _transform(code), timeout=self.limits.cell_timeout)
+        except SandboxStopped:
+            self.restarts = replay.MAX_RESTARTS
+            self.died = SandboxDied(f"{self.died.reason} (while the cells that ran before were replayed in a "
+                                    "fresh sandbox)", self.died.flag)
+            self.deaths.append([self.died, "", False])
+        finally:
+            self.cell_outputs = outputs
+
+    def _record_death(self, entries, code, dead_before):
+        """If the sandbox died since ``dead_before``: remember it, and the names it leaves broken."""
+        if self.died is None or self.died is dead_before:
+            return
+        self.deaths.append([self.died, code, False])
+        in_call = self.where[1] if self.where and self.where[0] == "call" else None
+        if in_call is None and self.where and self.where[0] == "cell" and entries[self.where[1]]["role"] == "answer":
+            # an answer cell: also what the instructor's solution of that part defines
+            gid = entries[self.where[1]]["grade_id"]
+            for c in self.source_nb["cells"]:
+                if is_answer(c) and nbmeta(c).get("grade_id") == gid:
+                    self.broken.update(replay.failed_names(cell_text(c.get("source")), None, self.died.reason))
+        self.broken.update(replay.failed_names(code, in_call, self.died.reason))
+        replay.spread(self.broken, [entries[i]["cell"]["source"] for i in self.ran])
+
     def grade(self, student_nb):
-        """Run everything; return (cells with outputs, per-test results, flags)."""
+        """Run everything; return (cells with outputs, per-test results, flags).
+
+        A cell or call that kills the sandbox costs only what depends on it (see :mod:`course_grader.replay`):
+        a fresh sandbox replays the cells that ran, and later cells and tests that do not use a name the
+        failure left undefined are run and graded as usual.
+        """
+        from . import solution_check  # not at import time: `python -m course_grader.solution_check` imports this
         entries, flags = assemble(self.source_nb, self.release_nb, student_nb)
         flags = [list(f) for f in flags]
         tests = {}
         ns = {"__name__": "__main__"}
         np.random.seed(0)
         random.seed(0)
-        start = time.monotonic()
-        try:
-            self.sandbox = self.sandboxes.take(self.limits) if self.sandboxes else Sandbox(self.limits)
-            self.sandbox_start_s = time.monotonic() - start
-            self.sandbox.deadline = start + self.limits.notebook_timeout
-        except SandboxError as exc:
-            self.died = SandboxDied(str(exc), "crash")
+        self.ran, self.broken, self.deaths, self.restarts = [], {}, [], 0
+        self._start_sandbox()
         for n, entry in enumerate(entries):
             cell = entry["cell"]
             role = entry["role"]
@@ -254,8 +331,17 @@ class Grader:
                 continue
             code = cell["source"]
             self.cell_outputs = outputs = []
-            if role in ("answer", "student", "instructor") and self.died is None:
+            needs = replay.uses(code, self.broken) if role in ("answer", "student") else set()
+            if needs:
+                outputs.append({"output_type": "stream", "name": "stdout",
+                                "text": replay.not_run_note(needs, self.broken)})
+                for name in defined_names(code):
+                    self.broken.setdefault(name, self.broken[sorted(needs)[0]])
+            elif role in ("answer", "student", "instructor"):
+                self._revive(entries)
+            if role in ("answer", "student", "instructor") and self.died is None and not needs:
                 self.where = ("cell", n)
+                dead_before = self.died
                 try:
                     reply = self._request(self.sandbox.run_cell, _transform(code),
                                           timeout=self.limits.cell_timeout)
@@ -270,6 +356,16 @@ class Grader:
                                         "traceback": [str(t) for t in err.get("traceback", [])]})
                 except SandboxStopped:
                     pass
+                if self.died is None:
+                    self.ran.append(n)
+                    for name in defined_names(code):  # redefined by a cell that ran: no longer broken
+                        self.broken.pop(name, None)
+                else:
+                    self.where = ("cell", n)
+                    self._record_death(entries, code, dead_before)
+                    if role != "instructor" and not outputs:
+                        outputs.append({"output_type": "stream", "name": "stdout",
+                                        "text": f"[stopped: {self.died.reason}]\n"})
             if role in ("answer", "student") and self.died is not None and not outputs:
                 outputs.append({"output_type": "stream", "name": "stdout",
                                 "text": f"[not run: {self.died.reason}]\n"})
@@ -280,6 +376,17 @@ class Grader:
                 if not outputs:
                     outputs.extend(touts)
             if role == "test":
+                needs = used_names(code) & set(self.names) & set(self.broken)
+                if needs:
+                    result = graded_test(float(nbmeta(cell).get("points") or 0),
+                                         replay.not_graded_message(needs, self.broken),
+                                         hidden=bool(hidden_line_ranges(code)))
+                    tests[entry["grade_id"]] = result
+                    cell["outputs"] = outputs
+                    cell["execution_count"] = n + 1
+                    self.cell_outputs = None
+                    continue
+                self._revive(entries)
                 self.inject(ns)
                 self.test_deadline = time.monotonic() + self.limits.cell_timeout
                 self.calls = []
@@ -288,6 +395,15 @@ class Grader:
                 self.test_deadline = None
                 outputs[:0] = touts
                 result = self._judge(entry, code, exc, dead_before)
+                self._record_death(entries, code, dead_before)
+                missing = solution_check.missing_instructor_name(exc, self.names)
+                if missing and not result["passed"]:  # the assignment's fault: flagged, not a silent 0
+                    result["message"] = solution_check.instructor_message(missing, self.source_nb)
+                    flags.append(solution_check.instructor_flag(entry["grade_id"], missing, self.source_nb))
+                lost = None if result["passed"] else solution_check.lost_unlocked_name(exc, self.source_nb)
+                if lost:  # an unlocked instructor cell the student changed or deleted
+                    result["message"] = (result["message"] + solution_check.lost_name_note(*lost))[:4000]
+                    flags.append(solution_check.lost_name_flag(entry["grade_id"], *lost))
                 explain_failure(result, self.calls)
                 self.calls = None
                 tests[entry["grade_id"]] = result
@@ -297,8 +413,12 @@ class Grader:
         if self.sandbox is not None:
             self.sandbox.close()
         flags.extend(self.report_flags)
-        if self.died is not None:
-            flags.append([self.died.flag, self.died.reason])
+        if self.died is not None and not any(d[0] is self.died for d in self.deaths):
+            self.deaths.append([self.died, "", False])
+        for died, _, revived in self.deaths:
+            note = ("; the notebook went on in a fresh sandbox without it: the parts that do not depend on it "
+                    "were graded") if revived else ""
+            flags.append([died.flag, died.reason + note])
         self._integrity(entries, tests, flags)
         for entry in entries:
             if entry["role"] == "test":
@@ -345,42 +465,20 @@ class Grader:
         return result
 
     def _integrity(self, entries, tests, flags):
-        """Answers that call or copy cnnmath earn 0 for the tests that use them."""
+        """Answers that call, copy or run cnnmath's code earn 0 for the tests that use them (always)."""
         stubs = {nbmeta(c).get("grade_id"): cell_text(c.get("source"))
                  for c in self.release_nb["cells"] if is_answer(c)}
-        bad_names = set()
-        imported_by = {name for kind, name in self.import_hits if kind == "call"}
-        copied_by = {name for kind, name in self.copy_hits if kind == "call"}
-        for index, entry in enumerate(entries):
-            if entry["role"] not in ("answer", "student"):
-                continue
-            code = entry["cell"]["source"]
-            stub = stubs.get(entry.get("grade_id"), "")
-            what = None
-            if integrity.mentions_cnnmath(code, stub):
-                what = "uses the reference library cnnmath"
-            elif integrity.copied_from_cnnmath(code, stub, self.library):
-                what = "copies code from the reference library cnnmath"
-            elif ("cell", index) in self.import_hits or (imported_by and defined_names(code) & imported_by):
-                what = "tries to import the reference library cnnmath"
-            elif ("cell", index) in self.copy_hits or (copied_by and defined_names(code) & copied_by):
-                what = "runs code copied from the reference library cnnmath (built at run time)"
-            if what:
-                where = f"answer '{entry['grade_id']}'" if entry["role"] == "answer" else "a cell you added"
-                flags.append(["cnnmath", f"{where} {what}"])
-                bad_names |= defined_names(code)
-        if not bad_names:
-            return
-        # answers whose code calls a flagged helper are tainted too
-        for entry in entries:
-            if entry["role"] == "answer" and used_names(entry["cell"]["source"]) & bad_names:
-                bad_names |= defined_names(entry["cell"]["source"])
-        for entry in entries:
-            if entry["role"] == "test" and used_names(entry["cell"]["source"]) & bad_names:
-                res = tests[entry["grade_id"]]
-                res.update(passed=False, points=0.0,
-                           message="0 points: the answer this test checks uses or copies cnnmath, "
-                                   "which answers must not do")
+        cells = [{"role": e["role"], "grade_id": e.get("grade_id"), "source": e["cell"]["source"],
+                  "stub": stubs.get(e.get("grade_id"), "")} for e in entries]
+        owners = {name: nbmeta(c).get("grade_id") for c in self.source_nb["cells"] if is_answer(c)
+                  for name in defined_names(cell_text(c.get("source")))}
+        new_flags, lost = integrity.judge_cells(cells, self.import_hits, self.copy_hits, self.copy_matches,
+                                                self.library, owners)
+        flags.extend(new_flags)
+        for gid in lost:
+            tests[gid].update(passed=False, points=0.0,
+                              message="0 points: the answer this test checks uses or copies cnnmath, "
+                                      "which answers must not do")
 
 
 def graded_test(max_points, failure=None, hidden=False):

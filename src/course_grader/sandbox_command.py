@@ -3,7 +3,7 @@
 :func:`build_command` mounts a read-only system with only the allowed packages
 (:mod:`course_grader.allowed_modules`), and runs ``python -S -E -c`` on the prelude (rlimits, the
 banned-import finders, the drop to the sandbox's own uid) followed by the supervisor and worker
-sources (expressions.py, wire.py, _child_worker.py, _child.py). :mod:`course_grader.sandbox` runs it.
+sources (expressions.py, wire.py, _child_code.py, _child_worker.py, _child.py). :mod:`course_grader.sandbox` runs it.
 """
 import functools
 import json
@@ -33,9 +33,9 @@ class SandboxError(Exception):
 
 @functools.lru_cache(maxsize=None)
 def _child_source():
-    """expressions.py, wire.py, _child_worker.py then _child.py (read once per process, not once per sandbox)."""
+    """expressions.py, wire.py, _child_code.py, _child_worker.py then _child.py (read once per process)."""
     parts = []
-    for name in ("expressions.py", "wire.py", "_child_worker.py", "_child.py"):
+    for name in ("expressions.py", "wire.py", "_child_code.py", "_child_worker.py", "_child.py"):
         with open(os.path.join(HERE, name), encoding="utf-8") as f:
             parts.append(f.read())
     return "\n".join(parts)

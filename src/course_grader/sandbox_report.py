@@ -2,11 +2,10 @@
 
 The supervisor (_child.py) adds these fields to every reply, out of the student's reach: ``stdout`` and
 ``stderr`` (what was kept under the notebook's output budget), ``output_dropped`` (bytes past it) and
-``output_stopped`` (the cell was interrupted for flooding), ``forbidden_imports`` and ``compiled``
-(from the worker's report pipe); :class:`course_grader.sandbox.Sandbox` adds ``memory_limit_hits``
+``output_stopped`` (the cell was interrupted for flooding), ``forbidden_imports``, ``compiled`` and
+``executed`` (from the worker's report pipe); :class:`course_grader.sandbox.Sandbox` adds ``memory_limit_hits``
 from the cgroup. :class:`course_grader.runner.Grader` files them with these functions.
 """
-from . import integrity
 from .sandbox import MEMORY_EXCEEDED, SandboxDied
 
 
@@ -29,16 +28,6 @@ def stream_outputs(reply, cap):
                                else "") + "]\n")
     outputs.append({"output_type": "stream", "name": "stdout", "text": note})
     return outputs, ["output", f"the output passed the limit of {cap} bytes: it was truncated (grading went on)"]
-
-
-def compiled_copy(reply, library):
-    """True if a source the student compiled at run time uses or copies cnnmath."""
-    compiled = reply.get("compiled")
-    if not isinstance(compiled, list):
-        return False
-    return any(isinstance(src, str) and (integrity.mentions_cnnmath(src) or
-                                         integrity.copied_from_cnnmath(src, library=library))
-               for src in compiled[:50])
 
 
 def memory_stop(reply, memory_mb):

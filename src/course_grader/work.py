@@ -29,12 +29,14 @@ def grade_job(job, payload, sandboxes=None):
     ``sandboxes``: an optional :class:`~course_grader.runner.SandboxSource` owned by the calling
     worker (prestarted sandboxes); without it each notebook starts its own.
     """
-    t0 = time.monotonic()
+    t0, started = time.monotonic(), time.time()
     try:
         result = _grade(job, payload, sandboxes, t0)
     except Exception as exc:  # a grader bug must not stop the batch: this notebook gets a flagged 0
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         result = failed_result(job, payload, f"internal grader error: {detail}", "crash")
+    # wall-clock (epoch) seconds: which notebooks were graded at the same time (executors.regrade_alone)
+    result.timings.update(started=round(started, 4), finished=round(time.time(), 4))
     if sandboxes is not None:
         sandboxes.prepare(job.limits)
     return result

@@ -950,9 +950,9 @@ CASES = [
     Case("write_outside", "conv2d", write_outside, lost=CONV),
     Case("network", "conv2d", network, lost=CONV),
     Case("orphan_child", "conv2d", orphan_child),
-    Case("fork_bomb", "conv2d", fork_bomb, lost=AFTER_P1, flags=F({"timeout"})),
-    Case("memory_hog", "conv2d", memory_hog, lost=AFTER_P1, flags=F({"memory"})),
-    Case("infinite_loop", "conv2d", infinite_loop, lost=AFTER_P1, flags=F({"timeout"})),
+    Case("fork_bomb", "conv2d", fork_bomb, flags=F({"timeout"})),
+    Case("memory_hog", "conv2d", memory_hog, flags=F({"memory"})),
+    Case("infinite_loop", "conv2d", infinite_loop, lost=CONV, flags=F({"timeout"})),
     Case("loop_after_tests", "conv2d", loop_after_tests, flags=F({"timeout"})),
     Case("huge_output", "conv2d", huge_output, flags=F({"output"})),   # truncated; grading goes on
     # integrity of the tests
@@ -976,9 +976,9 @@ CASES = [
     Case("forged_sys_exit", "conv2d", forged_sys_exit, lost=CONV),
     Case("forged_kernel_reply", "conv2d", forged_kernel_reply, lost=AFTER_P1, flags=F({"wire"})),
     Case("shadowed_modules", "conv2d", shadowed_modules, lost=CONV, misconception="flipped_kernel"),
-    # a kernel that dies keeps the points earned before
-    Case("os_exit_midway", "conv2d", os_exit_midway, lost=AFTER_P1, flags=F({"crash"})),
-    Case("segfault_midway", "conv2d", segfault_midway, lost=(P3, P4), flags=F({"crash"})),
+    # a kernel that dies costs only the parts that depend on the cell that killed it
+    Case("os_exit_midway", "conv2d", os_exit_midway, flags=F({"crash"})),
+    Case("segfault_midway", "conv2d", segfault_midway, flags=F({"crash"})),
     # cnnmath
     Case("import_cnnmath", "conv2d", import_cnnmath, lost=CONV, flags=F({"cnnmath"})),
     Case("import_cnnmath_string_tricks", "conv2d", import_cnnmath_string_tricks, lost=CONV, flags=F({"cnnmath"})),
@@ -1021,7 +1021,7 @@ CASES = [
     Case("copied_cnnmath_obfuscated", "conv2d", copied_cnnmath_obfuscated, lost=CONV, flags=F({"cnnmath"})),
     Case("copied_cnnmath_renamed", "conv2d", copied_cnnmath_renamed, lost=CONV, flags=F({"cnnmath"})),
     Case("utf16_no_bom", "conv2d", utf16_no_bom),
-    Case("memory_hog_in_call", "conv2d", memory_hog_in_call, lost=AFTER_P1, flags=F({"memory"})),
+    Case("memory_hog_in_call", "conv2d", memory_hog_in_call, lost=CONV, flags=F({"memory"})),
     Case("forged_reply_with_seq", "conv2d", forged_reply_with_seq, lost=AFTER_P1, flags=F({"wire"})),
     Case("odd_cell_ids", "conv2d", odd_cell_ids),
     Case("null_byte", "conv2d", null_byte, lost=(P4,)),

@@ -7,8 +7,8 @@ the memory is held or the banned module is imported. Every case is graded throug
 
 * memory cases hold more than the cap outside the process's address space (memfd files, POSIX
   shared memory, /dev/shm files, tmpfs files, forked children): they must be flagged ``memory``
-  with "counting shared memory" and lose conv2d's parts and everything after (the sandbox is
-  stopped);
+  with "counting shared memory" and lose conv2d's parts (the sandbox is stopped; the notebook goes
+  on in a fresh one without the conv2d cell, so the independent later part keeps its points);
 * banned-module cases call SciPy or PyTorch inside conv2d: conv2d's parts are lost and the
   student is told the rule;
 * honest cases (process pools, stride tricks and einsum, SymPy, a little shared memory) get
@@ -171,7 +171,7 @@ def conv2d(x, w, b=None, stride=1, padding=0):
     return z
 '''
 
-LOST_AFTER = (P2, P3, P4)   # the sandbox is stopped in the conv2d cell: conv2d's parts and later ones
+LOST_AFTER = (P2, P3)   # the sandbox is stopped in the conv2d cell: conv2d's parts (P4 is graded in a fresh sandbox)
 
 CASES = [
     IsolationCase("mem_memfd", _hold_then_answer(MEMFD), LOST_AFTER, frozenset({"memory"}), SHARED),
