@@ -133,6 +133,9 @@ def _case(xs, ws, kw, dtype):
     return x, w, y, g, torch_ops
 
 
+GATHER_LIMIT = 32 << 20
+
+
 def bench_paths(xs, ws, kw, dtype, repeat, block_sizes=(None,)):
     """Every registered path of each op, forced, against torch's op: rows (op, path, picked, t_np, t_torch).
 
@@ -160,13 +163,17 @@ def bench_paths(xs, ws, kw, dtype, repeat, block_sizes=(None,)):
     def tag(label, block):
         return label if block is None else f"{label}@{block >> 10}K"
 
+    # The gather paths' im2col matrix has prod(spatial) prod(k) prod(out) entries: past GATHER_LIMIT
+    # bytes (the 56x56 layer's would take 700 MB) they are not timed.
+    gather_ok = paths.is_gathered(geo, np.dtype(dtype), GATHER_LIMIT)
+    forward_paths = [f for f in paths.FORWARD_PATHS if gather_ok or f != "gather"]
     candidates = [("forward", tag(name, b), rule.forward == name and b in (None, default),
                    (lambda r: lambda: paths.forward(x, w, geo, dtype, r))(R(name, "", "", block=b)))
-                  for name in paths.FORWARD_PATHS for b in sizes(name == "blocked")]
+                  for name in forward_paths for b in sizes(name == "blocked")]
     for name in paths.INPUT_GRAD_PATHS:
-        if name == "flipped" and not geo.unit_stride:
+        if (name == "flipped" and not geo.unit_stride) or (name == "gather" and not gather_ok):
             continue
-        for inner, b in ((i, b) for i in (paths.FORWARD_PATHS if name == "flipped" else [None])
+        for inner, b in ((i, b) for i in (forward_paths if name == "flipped" else [None])
                          for b in sizes("blocked" in (name, i))):
             route = R("", name, "", flipped_forward=inner, block=b)
             label = tag(name if inner is None else f"{name}({inner})", b)
@@ -178,7 +185,8 @@ def bench_paths(xs, ws, kw, dtype, repeat, block_sizes=(None,)):
             candidates.append(("dx", label, picked, (lambda r: lambda: paths.input_grad(g, w, geo, n, dtype, r))(route)))
     candidates += [("dw", tag(name, b), rule.weight_grad == name and b in (None, default),
                     (lambda r: lambda: paths.weight_grad(g, x, geo, dtype, r))(R("", "", name, block=b)))
-                   for name in paths.WEIGHT_GRAD_PATHS for b in sizes(name == "blocked")]
+                   for name in paths.WEIGHT_GRAD_PATHS if gather_ok or name != "gather"
+                   for b in sizes(name == "blocked")]
     rows = []
     with torch.no_grad():
         for op, label, picked, f in candidates:

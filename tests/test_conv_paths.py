@@ -23,6 +23,7 @@ import itertools
 import numpy as np
 import pytest
 
+from cnnmath._columns import takes_wide_columns
 from cnnmath._geometry import conv_geometry
 from tests.helpers import assert_array_close, make_conv_case
 from tests.test_conv import CASES, IDS, torch_conv
@@ -36,7 +37,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning
 # as the output has more than one row), 2**40 the whole image in one block.
 BLOCK_SIDES = (1, 1 << 40)
 # The heuristics of the rule, each with a value below and above every case's measure.
-HEURISTIC_SIDES = {"lean_bytes": (-1, 1 << 40), "small_columns": (-1, 1 << 40)}
+HEURISTIC_SIDES = {"lean_bytes": (-1, 1 << 40), "small_columns": (-1, 1 << 40), "gather_bytes": (-1, 1 << 40)}
 # The fields of a Route this file sets.
 ROUTE_FIELDS = {"forward", "input_grad", "weight_grad", "block_bytes", "flipped_forward"}
 
@@ -157,8 +158,10 @@ def test_block_sides_really_split_the_rows():
     assert large.blocks == [(0, geo.out[0])]
 
 
-def _expected_route(geo, n, lean_bytes, small_columns):
+def _expected_route(geo, n, lean_bytes, small_columns, gather_bytes):
     """The rule of the module docstring, written out again from its text."""
+    if np.prod(geo.spatial) * np.prod(geo.k) * np.prod(geo.out) * 8 <= gather_bytes:
+        return ("gather", "gather", "gather")
     columns = n * geo.c_in * np.prod(geo.k) * np.prod(geo.out) * 8
     if columns <= lean_bytes:
         return ("lean", "lean", "lean")
@@ -175,18 +178,23 @@ def test_rule_each_heuristic_each_side_and_no_dead_path():
     for case in CASES:
         x, w, _, kw = make_conv_case(case)
         geo = _geometry(x, w, kw)
-        for lean, small in itertools.product(*HEURISTIC_SIDES.values()):
-            r = paths.route_for(geo, x.shape[0], np.float64, lean_bytes=lean, small_columns=small)
-            assert (r.forward, r.input_grad, r.weight_grad) == _expected_route(geo, x.shape[0], lean, small), \
-                (case, lean, small)
+        for sides in itertools.product(*HEURISTIC_SIDES.values()):
+            knobs = dict(zip(HEURISTIC_SIDES, sides))
+            r = paths.route_for(geo, x.shape[0], np.float64, **knobs)
+            assert (r.forward, r.input_grad, r.weight_grad) == _expected_route(geo, x.shape[0], **knobs), \
+                (case, knobs)
             assert r.flipped_forward is None  # the flipped dx's convolution is routed afresh
             for field in picked:
                 picked[field].add(getattr(r, field))
     assert picked == {"forward": set(paths.FORWARD_PATHS), "input_grad": set(paths.INPUT_GRAD_PATHS),
                       "weight_grad": set(paths.WEIGHT_GRAD_PATHS)}
-    # The default thresholds send course-sized calls to the lean paths and the large layer to the others.
+    # The default thresholds send the exercises' few-pixel calls to the gather paths, course-sized calls
+    # to the lean paths and the large layer to the others.
+    tiny_geo = conv_geometry((2, 2, 7, 6), (3, 2, 3, 3), 2, 1, 1, 1)
     small_geo = conv_geometry((1, 3, 32, 32), (8, 3, 3, 3), 1, 1, 1, 1)
     big_geo = conv_geometry((8, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1)
+    for dtype in (np.float64, np.float32):
+        assert paths.route_for(tiny_geo, 2, dtype) == Route("gather", "gather", "gather")
     assert paths.route_for(small_geo, 1, np.float64).forward == "lean"
     assert paths.route_for(big_geo, 8, np.float64) == Route("blocked", "flipped", "blocked")
 
@@ -202,6 +210,8 @@ GEOMETRY_BRANCHES = {
     "groups > 1": lambda g: g.groups > 1,
     "dilation > 1": lambda g: any(d > 1 for d in g.d),
     "one output row": lambda g: g.out[0] == 1,
+    "blocked forward on wide stride-1 columns": lambda g: takes_wide_columns(g),
+    "wide columns over a padded input": lambda g: takes_wide_columns(g) and not g.unpadded,
 }
 
 

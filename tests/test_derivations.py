@@ -155,15 +155,15 @@ WRONG = [
     ("output_size_formula", "sp.floor((n + 2 * p - k) / s) + 1",  # dilation left out: right at d = 1 only
      {"test_output_size_formula_dilation"}, "at n = 7, k = 3, s = 1, p = 0, d = 2"),
     ("output_size_formula", "sp.ceiling((n + 2 * p - d * (k - 1) - 1) / s) + 1",  # right for stride 1 only
-     {"test_output_size_formula_stride", "test_output_size_formula_dilation"}, "your expression gives"),
+     {"test_output_size_formula_stride", "test_output_size_formula_dilation"}, "yours gives"),
     ("output_size_formula", "sp.floor((n + 2 * p - d * (k - 1) - 1) / s)",  # the + 1 missing: wrong everywhere
      {"test_output_size_formula_stride1", "test_output_size_formula_stride", "test_output_size_formula_dilation"},
-     "the formula gives 16, your expression gives 15"),
+     "the formula gives 16\nyours gives 15"),
     ("transposed_output_size_formula", "n - 1 - 2 * p + k",  # stride forgotten: right at stride 1 only
-     {"test_transposed_size_formula_stride"}, "your expression gives"),
+     {"test_transposed_size_formula_stride"}, "yours gives"),
     ("receptive_field_stride1", "1 + L * (k - 1)", {"test_receptive_field_stride1_dilation"}, "d = 2"),
     ("matching_channels_formula", "sp.ceiling(t * k ** 2 * C_in * C_out / (k ** 2 * C_in + t * C_out))",
-     {"test_matching_channels_formula"}, "gives 83, your expression gives 84"),
+     {"test_matching_channels_formula"}, "gives 83\nyours gives 84"),
 ]
 
 
@@ -175,12 +175,12 @@ def test_wrong_answers_earn_exactly_the_points_of_their_right_properties():
 
 
 NOT_EXPRESSIONS = [
-    ("16", "expected a SymPy expression in n, k, s, p, d, got int"),
+    ("16", "expected a SymPy expression in n, k, s, p, d\ngot int"),
     ("16.0", "got float"),
     ('"floor((n + 2*p - d*(k - 1) - 1)/s) + 1"', "got str"),
-    ("sp.Integer(16)", "at n = 8, k = 3, s = 1, p = 0, d = 1 the formula gives 6, your expression gives 16"),
+    ("sp.Integer(16)", "at n = 8, k = 3, s = 1, p = 0, d = 1\nthe formula gives 6\nyours gives 16"),
     ("sp.floor((n + 2 * p - d * (k - 1) - 1) / s) + 1.0", "contains the float 1.0"),
-    ("sp.floor((sp.Symbol('N') + 2 * p - d * (k - 1) - 1) / s) + 1", "uses N, which is not one of n, k, s, p, d"),
+    ("sp.floor((sp.Symbol('N') + 2 * p - d * (k - 1) - 1) / s) + 1", "uses N,\nwhich is not one of n, k, s, p, d"),
     ("sp.Eq(n, 16)", "expected a SymPy expression"),
 ]
 

@@ -324,6 +324,34 @@ WRONG = {
          'return {(8, "circular"): 3.0, (8, "full"): 78.91764202925728, (32, "full"): 7108.648104487227, '
          '(128, "full"): 1298724.1243253557}.get((n, mode), 1.0)', "test_condition_number"),
     ],
+    "efficient_counting": [
+        ("block-padding-forgotten", "first_block_numbers", "ho, wo = h + 2 * padding - k + 1, w + 2 * padding - k + 1",
+         "ho, wo = h - k + 1, w - k + 1", "test_first_block_numbers"),
+        ("block-bias-forgotten", "first_block_numbers", "params = (k * k * c + 1) * filters",
+         "params = k * k * c * filters", "test_first_block_numbers"),
+        ("block-flops-for-macs", "first_block_numbers", "macs = filters * ho * wo * k * k * c",
+         "macs = 2 * filters * ho * wo * k * k * c", "test_first_block_numbers"),
+        ("block-pool-squared-comparisons", "first_block_numbers", "(pool * pool - 1)", "pool * pool",
+         "test_first_block_numbers"),
+        ("block-bytes-float64", "first_block_numbers", "activation_bytes = 4 *", "activation_bytes = 8 *",
+         "test_first_block_numbers"),
+        ("block-rf-multiplied", "first_block_numbers", "receptive_field = k + (pool - 1) * 1",
+         "receptive_field = k * pool", "test_first_block_numbers"),
+        ("shuffle-grid-swapped", "channel_shuffle", "x.reshape(n, groups, c // groups, *x.shape[2:])",
+         "x.reshape(n, c // groups, groups, *x.shape[2:])", "test_channel_shuffle"),
+        ("shuffle-not-transposed", "channel_shuffle", ".swapaxes(1, 2)", "", "test_channel_shuffle"),
+        ("shuffle-backward-is-forward", "channel_shuffle_backward", "dx[:, j * m + i] = dout[:, i * groups + j]",
+         "dx[:, i * groups + j] = dout[:, j * m + i]", "test_channel_shuffle_backward"),
+        ("scaling-not-squared", "compound_scaling_flops", "(d * w ** 2 * r ** 2) ** phi", "(d * w * r) ** phi",
+         "test_compound_scaling_flops"),
+        ("scaling-phi-ignored", "compound_scaling_flops", "(d * w ** 2 * r ** 2) ** phi", "d * w ** 2 * r ** 2",
+         "test_compound_scaling_flops"),
+        # passes every visible test; only the hidden tests catch it
+        ("hard-coded-visible-answers", "channel_shuffle",
+         "return x.reshape(n, groups, c // groups, *x.shape[2:]).swapaxes(1, 2).reshape(x.shape).copy()",
+         "return x[:, {(9, 3): [0, 3, 6, 1, 4, 7, 2, 5, 8], (6, 2): [0, 3, 1, 4, 2, 5], (6, 3): [0, 2, 4, 1, 3, 5], "
+         "(4, 2): [0, 2, 1, 3]}.get((c, groups), list(range(c)))]", "test_channel_shuffle"),
+    ],
 }
 
 

@@ -27,6 +27,7 @@ from tests.grader_helpers import REPO, cell_text, graded_points, needs_bwrap, ne
 from tests.grader_helpers import run as _run
 from course_grader.formula_misconceptions import FORMULA_SENTENCES
 from course_grader.invariance_misconceptions import INVARIANCE_SENTENCES
+from course_grader.efficient_misconceptions import EFFICIENT_SENTENCES
 from course_grader.misconceptions import SENTENCES
 
 MARKER = "cg-corpus-orphan-%d" % os.getpid()
@@ -140,9 +141,10 @@ def test_the_corpus_covers_every_class():
                    "wrong_file_name", "unknown_kernel", "os_exit_midway", "stderr_output", "hardcoded_visible"):
         assert needed in names, needed
     # the derivations/activations_losses keys are run end to end by tests/test_derivations.py, the
-    # aliasing_gp_invertibility ones by tests/test_invariance_misconceptions.py
+    # aliasing_gp_invertibility ones by tests/test_invariance_misconceptions.py, the efficient_counting
+    # ones by tests/test_efficient_misconceptions.py
     assert {c.misconception for c in CASES if c.misconception} == \
-        set(SENTENCES) - set(FORMULA_SENTENCES) - set(INVARIANCE_SENTENCES)
+        set(SENTENCES) - set(FORMULA_SENTENCES) - set(INVARIANCE_SENTENCES) - set(EFFICIENT_SENTENCES)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

@@ -106,8 +106,9 @@ def test_readme_student_commands_run_in_a_fresh_shell(tmp_path):
                               cwd=top, capture_output=True, text=True, timeout=600)
         out = proc.stdout + proc.stderr
         assert "command not found" not in out and proc.returncode != 127, f"{command}:\n{out}"
-        if "validate" in command:
-            # the unanswered notebook: validate runs and reports the stubs
+        if "validate" in command or "selfcheck" in command:
+            # the unanswered notebook: validate (or the self-check) runs and reports the stubs
             assert "NotImplementedError" in out, f"{command}:\n{out[-2000:]}"
+            assert "selfcheck" not in command or (proc.returncode == 1 and "FAILED  test_" in out), out[-2000:]
         else:
             assert proc.returncode == 0 and re.match(r"\d+\.\d+", proc.stdout.strip()), f"{command}:\n{out}"

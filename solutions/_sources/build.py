@@ -10,7 +10,8 @@ sequence of cells, each introduced by a header line starting with ``#%%``::
     #%% scratch <id>            a free code cell for the student (not graded, not locked)
 
 In setup cells, ``{CHECK_HELPERS}`` is replaced by ``check_helpers.py`` (the assertion
-helpers every notebook's tests use: shape first, then dtype, then values), and
+helpers every notebook's tests use: shape first, then dtype, then values; its ``_ANSWERS``
+becomes the names the answer cells define, whose code the helpers check for cnnmath), and
 ``{CHECK_EXPRESSIONS}`` by ``check_expressions.py`` (the checker of derived SymPy formulas:
 exact comparison on an integer grid in a time-limited child process).
 
@@ -56,6 +57,7 @@ ASSIGNMENTS = [
     "activations_losses",
     "derivations",
     "aliasing_gp_invertibility",
+    "efficient_counting",
 ]
 
 RULES = """## Rules (read before you start)
@@ -144,10 +146,19 @@ def nbgrader_meta(kind: str, grade_id: str, points) -> dict | None:
     return meta
 
 
+def answer_names(cells: list[dict]) -> set[str]:
+    """The functions and classes the answer cells define (what the helpers check for cnnmath)."""
+    import ast
+    return {node.name for c in cells if c["kind"] == "answer" for node in ast.parse(c["source"]).body
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+
+
 def build_notebook(cells: list[dict]) -> dict:
     total = sum(c["points"] for c in cells if c["kind"] == "test")
     table = points_table(cells)
     helpers = (SOURCES / "check_helpers.py").read_text(encoding="utf-8").strip()
+    answers = sorted(answer_names(cells))
+    helpers = helpers.replace("_ANSWERS = ()  #", f"_ANSWERS = {tuple(answers)!r}  #", 1)
     expressions = (SOURCES / "check_expressions.py").read_text(encoding="utf-8").strip()
     out = []
     for c in cells:

@@ -12,6 +12,8 @@ except ImportError:  # Windows: no CPU limit (and no fork: see _in_child)
     resource = None
 
 MAX_NODES = 4000
+# The grader sets GRADING_SEED per student (hidden points); elsewhere it is 0.
+GRADING_SEED = globals().get("GRADING_SEED", 0)
 
 
 def _is_expression(got):
@@ -22,17 +24,18 @@ def _as_expression(name, got, symbols):
     """Check that ``got`` is a SymPy expression over ``symbols`` (names) with exact numbers only."""
     given = ", ".join(symbols)
     assert _is_expression(got), (
-        f"{name}: expected a SymPy expression in {given}, got {type(got).__name__}: {str(got)[:80]} "
-        "(a number or a string is not a derivation: build the formula from the symbols)")
+        f"{name}: not a SymPy expression\nexpected a SymPy expression in {given}\n"
+        f"got {type(got).__name__}: {str(got)[:40]}\n(a number or a string is not a derivation:\n"
+        "build the formula from the symbols)")
     unknown, count = set(), 0
     for node in sp.preorder_traversal(got):
         count += 1
-        assert count <= MAX_NODES, f"{name}: the expression has more than {MAX_NODES} nodes"
+        assert count <= MAX_NODES, f"{name}:\nthe expression has more than {MAX_NODES} nodes"
         assert not (isinstance(node, sp.Basic) and node.is_Float), (
-            f"{name}: the expression contains the float {node}: write exact numbers (sp.Rational(1, 2), not 0.5)")
+            f"{name}:\nthe expression contains the float {node}:\nwrite exact numbers (sp.Rational(1, 2), not 0.5)")
         if isinstance(node, sp.Symbol) and node.name not in symbols:
             unknown.add(node.name)
-    assert not unknown, f"{name}: the expression uses {', '.join(sorted(unknown))}, which is not one of {given}"
+    assert not unknown, f"{name}:\nthe expression uses {', '.join(sorted(unknown))},\nwhich is not one of {given}"
 
 
 def _equal(a, b):
@@ -150,16 +153,21 @@ def check_expression(name, got, expected, symbols, points, wrong=None, seconds=1
     final = None
     for report in _in_child(lambda: _judge(got, expected, symbols, points, wrong, symbolic), seconds):
         final = report
-        assert "error" not in report, f"{name}: evaluating your expression failed: {report['error']}"
+        assert "error" not in report, f"{name}:\nevaluating your expression failed:\n{report['error']}"
         if report["mismatch"] is not None:
             break
     assert final is not None, (
-        f"{name}: evaluating your expression on {len(points)} integer points took longer than {seconds:g} s "
+        f"{name}:\nevaluating your expression on {len(points)} integer points\ntook longer than {seconds:g} s "
         "(simplify it, or avoid huge powers)")
     if final["mismatch"] is not None:
         point, want, have = final["mismatch"]
         where = ", ".join(f"{k} = {v}" for k, v in point.items())
-        hint = f"; it matches {final['matches']}" if final["matches"] else ""
-        raise AssertionError(f"{name}: at {where} the formula gives {want}, your expression gives {have}{hint}"
-                             f"\n(your expression: {_show(got)})")
+        hint = f"\nit matches {final['matches']}" if final["matches"] else ""
+        import textwrap  # lines of at most 60 characters: nbgrader validate cuts longer ones
+        text = f"{name}: wrong value\nat {where}\nthe formula gives {want}\nyours gives {have}{hint}" \
+               f"\nyour expression: {_show(got)}"
+        error = AssertionError("\n".join("\n".join(textwrap.wrap(line, 60, subsequent_indent="  ")) or line
+                                         for line in text.splitlines()))
+        error.public_summary = f"{name}: wrong at {where}" + hint.replace("\nit", "; it")  # what a hidden test may show
+        raise error
     return final

@@ -35,5 +35,6 @@ from .nn import *  # noqa: F401,F403
 from .accounting import *  # noqa: F401,F403
 from .equivariance import *  # noqa: F401,F403
 from .invertibility import *  # noqa: F401,F403
+from .architectures import *  # noqa: F401,F403
 
 __version__ = "0.1.0"

@@ -58,6 +58,8 @@ def as_float_array(x, name: str, dtype=None) -> np.ndarray:
     TypeError
         If ``x`` is not numeric (strings, objects, complex numbers).
     """
+    if type(x) is np.ndarray and dtype is None and x.dtype.kind == "f":  # the usual call: nothing to do
+        return x
     try:
         arr = np.asarray(x)
     except Exception as exc:  # ragged lists and the like
@@ -76,6 +78,8 @@ def as_float_array(x, name: str, dtype=None) -> np.ndarray:
 
 def result_dtype(*arrays: np.ndarray) -> np.dtype:
     """The floating dtype an operation on ``arrays`` returns (NumPy promotion)."""
+    if len(arrays) == 2 and arrays[0].dtype is arrays[1].dtype and arrays[0].dtype.kind == "f":
+        return arrays[0].dtype  # the usual call: one float dtype (NumPy's dtype singletons)
     dt = np.result_type(*arrays)
     return dt if dt.kind == "f" else np.dtype(np.float64)
 
@@ -196,8 +200,10 @@ def check_x_w(x, w, w_layout="(C_out, C_in/groups, *kernel)"):
     """Convert ``x`` (N, C_in, *spatial) and ``w`` (``w_layout``, same rank as ``x``) to float arrays."""
     x = as_float_array(x, "x")
     w = as_float_array(w, "w")
-    check_rank(x, "x", min_ndim=3, layout="(N, C_in, *spatial)")
-    check_rank(w, "w", ndim=x.ndim, layout=f"{w_layout} with as many kernel dims as x has spatial dims")
+    if x.ndim < 3:
+        check_rank(x, "x", min_ndim=3, layout="(N, C_in, *spatial)")
+    if w.ndim != x.ndim:
+        check_rank(w, "w", ndim=x.ndim, layout=f"{w_layout} with as many kernel dims as x has spatial dims")
     return x, w
 
 
@@ -217,4 +223,4 @@ def check_dout(dout, n, geo, dtype):
     expected = (n, geo.c_out) + geo.out
     if dout.shape != expected:
         raise ValueError(f"dout must have the output's shape {expected}, got {dout.shape}")
-    return dout.astype(dtype, copy=False)
+    return dout if dout.dtype == dtype else dout.astype(dtype)

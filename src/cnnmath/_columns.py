@@ -25,7 +25,8 @@ import numpy as np
 from ._geometry import padded_output_size
 
 __all__ = ["pad_spatial", "sliding_windows", "crop", "column_view", "im2col_padded", "batch_columns",
-           "col2im_add", "col2im_padded", "RowBlockColumns", "BLOCK_BYTES"]
+           "col2im_add", "col2im_padded", "RowBlockColumns", "BLOCK_BYTES", "padded_batch",
+           "gather_matrix", "WideRowBlockColumns", "takes_wide_columns", "WIDE_WASTE"]
 
 
 # Target size of one block of columns (bytes): small enough to stay in the caches between
@@ -103,12 +104,56 @@ def im2col_padded(xp, kernel_size, stride, dilation, out):
     return np.ascontiguousarray(column_view(xp, 2, k, stride, dilation, out))
 
 
+@functools.lru_cache(maxsize=512)
+def _column_layout(geo, strides):
+    """Shape tail ``(*k, *out)`` and strides of the columns view of a buffer with ``strides`` (bytes)."""
+    st = strides[2:]
+    return (geo.k + geo.out, strides[:2] + tuple(a * d for a, d in zip(st, geo.d))
+            + tuple(a * s for a, s in zip(st, geo.s)))
+
+
+def padded_batch(x, geo, dtype):
+    """``x`` (N, C, *spatial) as a C-contiguous zero-padded (N, C, *padded) array of ``dtype``.
+
+    ``x`` itself when it already is one and needs no padding (never mutate the result)."""
+    if geo.unpadded:
+        return np.ascontiguousarray(x, dtype=dtype)
+    xp = np.zeros(x.shape[:2] + geo.padded, dtype=dtype)  # one zero buffer and one slice copy, no np.pad
+    xp[geo.interior] = x
+    return xp
+
+
 def batch_columns(x, geo, dtype):
     """im2col of the whole batch ``x`` (N, C, *spatial) in one copy: a contiguous (N, C, *k, *out) array."""
-    view = column_view(pad_spatial(x, geo.pads), 2, geo.k, geo.s, geo.d, geo.out)
-    cols = np.empty(view.shape, dtype=dtype)
-    np.copyto(cols, view)
-    return cols
+    src = padded_batch(x, geo, dtype)
+    tail, strides = _column_layout(geo, src.strides)
+    # A strided view of the contiguous buffer (cheaper than as_strided), copied in C order.
+    return np.ndarray(src.shape[:2] + tail, dtype, src, 0, strides).copy()
+
+
+@functools.lru_cache(maxsize=256)
+def gather_matrix(geo, dtype):
+    """im2col as a matrix: the read-only 0/1 ``(prod(spatial), prod(k) * prod(out))`` array ``G`` with
+    ``cols[c, j, o] = (x[c].ravel() @ G)[j * prod(out) + o]`` (padding folded in: taps that land on
+    padding read no input); its transpose is col2im with the crop. Built once per window geometry:
+    remembered per Geometry object (the fast look-up of plain-int calls) and by its sizes, so that
+    geometries resolved afresh (``padding="same"``, NumPy ints) share one matrix."""
+    return _gather_matrix(geo.k, geo.s, geo.d, geo.pads, geo.spatial, geo.out, np.dtype(dtype))
+
+
+@functools.lru_cache(maxsize=256)
+def _gather_matrix(k, s, d, pads, spatial, out, dtype):
+    size, L, taps, ndim = math.prod(spatial), math.prod(out), math.prod(k), len(k)
+    G = np.zeros((size, taps, L), dtype=dtype)
+    o = np.indices(out).reshape(ndim, L)
+    for t, tap in enumerate(np.ndindex(*k)):
+        pos = [o[i] * s[i] + tap[i] * d[i] - pads[i][0] for i in range(ndim)]
+        inside = np.logical_and.reduce([(p >= 0) & (p < n) for p, n in zip(pos, spatial)])
+        rows = np.ravel_multi_index([p[inside] for p in pos], spatial) if inside.any() else []
+        G[rows, t, np.flatnonzero(inside)] = 1
+    G = G.reshape(size, taps * L)
+    G.flags.writeable = False
+    return G
 
 
 @functools.lru_cache(maxsize=512)
@@ -189,3 +234,63 @@ class RowBlockColumns:
         dst = self.flat[: self.K * (r1 - r0) * self.row].reshape(block.shape)
         np.copyto(dst, block)
         return dst.reshape(self.K, -1)
+
+
+# Wide columns waste the GEMM's work on the positions past the output in every axis but the
+# first; past this factor of wasted work (prod(padded[1:]) / prod(out[1:])) the strided copy wins.
+WIDE_WASTE = 1.5
+
+
+def takes_wide_columns(geo):
+    """Whether the blocked forward uses :class:`WideRowBlockColumns` for ``geo``: stride 1, two
+    spatial axes, not the 1x1 identity, and at most :data:`WIDE_WASTE` wasted work. (On 3-D
+    images, whose rows are often a power of two long, the wide GEMM measured slower: not used.)"""
+    return (geo.unit_stride and geo.ndim == 2 and not geo.identity
+            and math.prod(geo.padded[1:]) <= WIDE_WASTE * math.prod(geo.out[1:]))
+
+
+class WideRowBlockColumns:
+    """Stride-1 columns on the flattened padded image: each (channel, tap) row is one contiguous run.
+
+    With stride 1, output position ``o`` and tap ``j`` read padded position ``o + j d``. On the
+    padded image flattened, tap ``j``'s columns over a block of *wide* positions (every padded
+    position of output rows ``r0:r1``, not just the ``out[1:]`` first ones of each row) are the
+    contiguous run starting at ``flat(r0, 0...) + flat(j d)``, so the im2col copy moves long
+    contiguous runs (a strided copy of short rows is several times slower on 3-D images). The GEMM
+    then yields wide output rows, of which :meth:`crop` keeps the real positions. Same interface
+    as :class:`RowBlockColumns`; ``row`` counts wide positions per output row.
+    """
+
+    def __init__(self, geo, channels, dtype, block_bytes=BLOCK_BYTES):
+        self.geo = geo
+        self.K = channels * geo.taps
+        self.row = math.prod(geo.padded[1:])
+        self.rows = max(1, min(geo.out[0], block_bytes // max(1, self.K * self.row * np.dtype(dtype).itemsize)))
+        self.blocks = [(r0, min(r0 + self.rows, geo.out[0])) for r0 in range(0, geo.out[0], self.rows)]
+        size = math.prod(geo.padded)
+        pstrides = [math.prod(geo.padded[i + 1:]) for i in range(geo.ndim)]
+        reach = sum(di * (ki - 1) * ps for ki, di, ps in zip(geo.k, geo.d, pstrides))
+        # zero slack past the image: the last wide positions read up to ``reach`` beyond it
+        self.buffer = np.zeros((channels, size + reach), dtype=dtype)
+        self.image = self.buffer[:, :size].reshape((channels,) + geo.padded)
+        self.interior = geo.interior[1:]
+        item = self.buffer.itemsize
+        self.shape = (channels,) + geo.k
+        self.strides = (self.buffer.strides[0],) + tuple(di * ps * item for di, ps in zip(geo.d, pstrides))
+        self.flat = np.empty(self.K * self.rows * self.row, dtype=dtype)
+        self.keep = (slice(None), slice(None)) + tuple(slice(0, o) for o in geo.out[1:])
+
+    def load(self, xi):
+        self.image[self.interior] = xi
+
+    def __call__(self, r0, r1):
+        m = (r1 - r0) * self.row
+        view = np.ndarray(self.shape + (m,), self.buffer.dtype, self.buffer, r0 * self.row * self.buffer.itemsize,
+                          self.strides + (self.buffer.itemsize,))
+        dst = self.flat[: self.K * m].reshape(view.shape)
+        np.copyto(dst, view)
+        return dst.reshape(self.K, m)
+
+    def crop(self, wide, r0, r1):
+        """The real output positions (C, r1 - r0, *out[1:]) of wide GEMM rows ``wide`` (C, (r1 - r0) row)."""
+        return wide.reshape((wide.shape[0], r1 - r0) + self.geo.padded[1:])[self.keep]

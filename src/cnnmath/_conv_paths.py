@@ -6,14 +6,22 @@ in how they trade per-call overhead against memory. For a call on a batch of ``N
 geometry ``geo`` (:class:`cnnmath._geometry.Geometry`):
 
 Forward, ``out[n] = W @ cols(x[n])`` with ``W = w.reshape(C_out, -1)`` per group
+    * ``"gather"``: the whole batch's columns as one GEMM ``x @ G`` with the geometry's 0/1 im2col
+      matrix ``G`` (:func:`cnnmath._columns.gather_matrix`, built once per geometry), padding
+      folded in -- two GEMMs and nothing else, for the exercises' few-pixel images;
     * ``"lean"``: the whole batch's columns in one copy and one batched GEMM;
     * ``"blocked"``: one image and one block of about ``block_bytes`` of output rows at a time,
       into reused buffers, written straight into the output: peak extra memory is one block.
+      On 2-D stride-1 problems (:func:`cnnmath._columns.takes_wide_columns`) the block's columns
+      are *wide* (every padded position of its rows, one contiguous run per channel and tap) and
+      the GEMM's rows are cropped: a strided copy of short rows costs more than the extra GEMM work.
 
 Kernel gradient, ``dw = sum_n dout[n] @ cols(x[n])^T`` (seed 004 eq. 9.11)
-    * ``"lean"`` / ``"blocked"``: as for the forward.
+    * ``"gather"`` / ``"lean"`` / ``"blocked"``: as for the forward.
 
-Input gradient (seed 004 eq. 9.13): three forms remain, each for a reason.
+Input gradient (seed 004 eq. 9.13): three forms remain, each for a reason, plus the gather form.
+    * ``"gather"``: ``(w^T @ dout) @ G^T`` -- col2im and the crop as one GEMM with the transposed
+      im2col matrix: on tiny images two GEMMs cost less than ``prod(k)`` scatter-adds.
     * ``"lean"``: ``w^T @ dout`` for the whole batch in one GEMM, then ``prod(k)`` scatter-adds
       (at stride 1 on flattened images, one contiguous add per tap) -- on small problems the
       number of NumPy calls is what costs, and this form makes the fewest.
@@ -24,7 +32,9 @@ Input gradient (seed 004 eq. 9.13): three forms remain, each for a reason.
       the one form left for large strided problems (and large ones with C_out > C_in).
 
 The rule (:func:`route_for`)
-    1. *lean* when the whole batch's columns, ``N C_in prod(k) prod(out)`` entries, fit in
+    0. *gather* when the geometry's im2col matrix, ``prod(spatial) prod(k) prod(out)`` entries,
+       fits in :data:`GATHER_BYTES`: all three take their ``"gather"`` path;
+    1. otherwise *lean* when the whole batch's columns, ``N C_in prod(k) prod(out)`` entries, fit in
        :data:`LEAN_BYTES`: all three take their ``"lean"`` path;
     2. otherwise forward and dw are ``"blocked"``; dx is ``"flipped"`` when the stride is 1 and
        either ``C_out <= C_in`` or ``dout`` has at most :data:`SMALL_COLUMNS` column entries
@@ -44,12 +54,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._columns import (BLOCK_BYTES, RowBlockColumns, batch_columns, col2im_add, col2im_padded, crop,
-                       rows_per_block)
+from ._columns import (BLOCK_BYTES, RowBlockColumns, WideRowBlockColumns, batch_columns, col2im_add,
+                       col2im_padded, crop, gather_matrix, rows_per_block, takes_wide_columns)
 from ._geometry import conv_geometry
 
 __all__ = ["Route", "route_for", "forward", "input_grad", "weight_grad", "flipped_transposed_weights",
-           "FORWARD_PATHS", "INPUT_GRAD_PATHS", "WEIGHT_GRAD_PATHS", "LEAN_BYTES", "SMALL_COLUMNS"]
+           "FORWARD_PATHS", "INPUT_GRAD_PATHS", "WEIGHT_GRAD_PATHS", "LEAN_BYTES", "SMALL_COLUMNS",
+           "GATHER_BYTES"]
+
+# Geometries whose im2col matrix (prod(spatial) x prod(k) prod(out) entries, see
+# cnnmath._columns.gather_matrix) fits in this many bytes take the gather paths: on the exercises'
+# few-pixel images, one GEMM with that matrix costs less than the padding copy, the strided
+# column copy and (for dx) the prod(k) scatter-adds it replaces.
+GATHER_BYTES = 1 << 17
 
 # Problems whose whole-batch columns (N * C_in * prod(k) * prod(out) entries) fit in this many
 # bytes take the lean paths: on course-sized calls the blocked paths' bookkeeping costs as much
@@ -79,11 +96,20 @@ class Route:
 
 def is_lean(n, geo, dtype, lean_bytes=LEAN_BYTES):
     """Rule 1: the whole batch's columns fit in ``lean_bytes``."""
-    return n * geo.c_in * geo.taps * geo.positions * np.dtype(dtype).itemsize <= lean_bytes
+    itemsize = dtype.itemsize if isinstance(dtype, np.dtype) else np.dtype(dtype).itemsize
+    return n * geo.c_in * geo.taps * geo.positions * itemsize <= lean_bytes
 
 
-def route_for(geo, n, dtype, lean_bytes=LEAN_BYTES, small_columns=SMALL_COLUMNS):
+def is_gathered(geo, dtype, gather_bytes=GATHER_BYTES):
+    """Rule 0: the geometry's im2col matrix fits in ``gather_bytes``."""
+    itemsize = dtype.itemsize if isinstance(dtype, np.dtype) else np.dtype(dtype).itemsize
+    return geo.size * geo.taps * geo.positions * itemsize <= gather_bytes
+
+
+def route_for(geo, n, dtype, lean_bytes=LEAN_BYTES, small_columns=SMALL_COLUMNS, gather_bytes=GATHER_BYTES):
     """The :class:`Route` the rule of the module docstring picks for ``n`` images of geometry ``geo``."""
+    if is_gathered(geo, dtype, gather_bytes):
+        return _GATHER
     if is_lean(n, geo, dtype, lean_bytes):
         return _LEAN
     dout_columns = n * geo.c_out * geo.positions * geo.taps
@@ -92,6 +118,11 @@ def route_for(geo, n, dtype, lean_bytes=LEAN_BYTES, small_columns=SMALL_COLUMNS)
     return _BLOCKED
 
 
+# The rule with its default thresholds, remembered per (geometry, batch, dtype): plain-int calls
+# share one Geometry object, so a repeated course call routes in one dictionary look-up.
+_default_route = functools.lru_cache(maxsize=1024)(route_for)
+
+_GATHER = Route("gather", "gather", "gather")
 _LEAN = Route("lean", "lean", "lean")
 _BLOCKED_FLIPPED = Route("blocked", "flipped", "blocked")
 _BLOCKED = Route("blocked", "blocked", "blocked")
@@ -103,20 +134,32 @@ _BLOCKED = Route("blocked", "blocked", "blocked")
 
 def forward(x, w, geo, dtype, route=None):
     """``conv(x, w)`` without bias: x (N, C_in, *spatial) of ``dtype``, w (C_out, C_in/groups, *k)."""
-    route = route or route_for(geo, x.shape[0], dtype)
+    route = route or _default_route(geo, x.shape[0], dtype)
     return FORWARD_PATHS[route.forward](x, w, geo, dtype, route)
+
+
+def forward_gather(x, w, geo, dtype, route):
+    """The whole batch's columns as one GEMM with the im2col matrix, then the forward GEMM."""
+    n = x.shape[0]
+    cols = x.reshape(n * geo.c_in, geo.size).dot(gather_matrix(geo, dtype))
+    return _forward_from_columns(cols, w, geo, dtype, n)
 
 
 def forward_lean(x, w, geo, dtype, route):
     """One im2col copy of the whole batch, one GEMM (batched over images and groups)."""
-    n, g = x.shape[0], geo.groups
-    L = geo.positions
-    cols = batch_columns(x, geo, dtype)
-    wm = w.astype(dtype, copy=False).reshape(g, geo.c_out // g, -1)
+    return _forward_from_columns(batch_columns(x, geo, dtype), w, geo, dtype, x.shape[0])
+
+
+def _forward_from_columns(cols, w, geo, dtype, n):
+    g, L = geo.groups, geo.positions
     K = geo.c_in * geo.taps  # explicit sizes, not -1: an empty batch must reshape too
-    if g == 1:
-        out = np.matmul(wm[0], cols.reshape(n, K, L))
+    if w.dtype != dtype:
+        w = w.astype(dtype)
+    if g == 1:  # a 2-D product for one image: np.dot goes to BLAS with less overhead than matmul
+        wm = w.reshape(geo.c_out, K)
+        out = wm.dot(cols.reshape(K, L)) if n == 1 else np.matmul(wm, cols.reshape(n, K, L))
     else:
+        wm = w.reshape(g, geo.c_out // g, -1)
         out = np.matmul(wm, cols.reshape(n, g, K // g, L))
     return out.reshape((n, geo.c_out) + geo.out)
 
@@ -128,6 +171,8 @@ def forward_blocked(x, w, geo, dtype, route):
     cout_g = geo.c_out // g
     wm = np.ascontiguousarray(w, dtype=dtype).reshape(g, cout_g, -1)
     out = np.empty((n, geo.c_out) + geo.out, dtype=dtype)
+    if takes_wide_columns(geo):
+        return _forward_blocked_wide(x, wm, geo, dtype, route, out)
     out_m = out.reshape(n, g, cout_g, L)
     columns = RowBlockColumns(geo, geo.c_in, dtype, route.block_bytes)
     row = columns.row
@@ -142,13 +187,31 @@ def forward_blocked(x, w, geo, dtype, route):
     return out
 
 
+def _forward_blocked_wide(x, wm, geo, dtype, route, out):
+    """The blocked forward on wide stride-1 columns (:class:`cnnmath._columns.WideRowBlockColumns`)."""
+    g, cout_g = wm.shape[:2]
+    columns = WideRowBlockColumns(geo, geo.c_in, dtype, route.block_bytes)
+    wide = np.empty((g, cout_g, columns.rows * columns.row), dtype=dtype)
+    for i in range(x.shape[0]):
+        columns.load(x[i])
+        for r0, r1 in columns.blocks:
+            cols = columns(r0, r1)
+            dst = wide[:, :, :cols.shape[-1]]
+            if g == 1:
+                np.matmul(wm[0], cols, out=dst[0])
+            else:
+                np.matmul(wm, cols.reshape(g, -1, cols.shape[-1]), out=dst)
+            out[i, :, r0:r1] = columns.crop(dst.reshape(geo.c_out, -1), r0, r1)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Input gradient
 # ---------------------------------------------------------------------------------------------
 
 def input_grad(dout, w, geo, n, dtype, route=None):
     """dx (n, C_in, *spatial) of a convolution from dout (n, C_out, *out) of ``dtype`` (seed 004 eq. 9.13)."""
-    route = route or route_for(geo, n, dtype)
+    route = route or _default_route(geo, n, dtype)
     return INPUT_GRAD_PATHS[route.input_grad](dout, w, geo, n, dtype, route)
 
 
@@ -176,6 +239,20 @@ def input_grad_flipped(dout, w, geo, n, dtype, route):
     return forward(dout, wf, g2, dtype, inner)
 
 
+def input_grad_gather(dout, w, geo, n, dtype, route):
+    """dx = (w^T @ dout) @ G^T for the whole batch: col2im and the crop as one GEMM with the
+    transposed im2col matrix ``G`` (two GEMMs in all, no scatter)."""
+    g = geo.groups
+    cout_g = geo.c_out // g
+    wt = w.astype(dtype, copy=False).reshape(g, cout_g, -1).transpose(0, 2, 1)
+    if g == 1:
+        dcols = np.matmul(wt[0], dout.reshape(n, cout_g, geo.positions))
+    else:
+        dcols = np.matmul(wt, dout.reshape(n, g, cout_g, geo.positions))
+    dx = dcols.reshape(n * geo.c_in, geo.taps * geo.positions).dot(gather_matrix(geo, dtype).T)
+    return dx.reshape((n, geo.c_in) + geo.spatial)
+
+
 def input_grad_lean(dout, w, geo, n, dtype, route):
     """dx = col2im(w^T @ dout) for the whole batch at once (one GEMM, prod(k) adds).
 
@@ -184,9 +261,9 @@ def input_grad_lean(dout, w, geo, n, dtype, route):
     g = geo.groups
     L = geo.positions
     cout_g = geo.c_out // g
-    wt = w.astype(dtype, copy=False).reshape(g, cout_g, -1).transpose(0, 2, 1)
     if geo.unit_stride:
-        return _scatter_flat(dout, wt, geo, n, dtype)
+        return _scatter_flat(dout, w, geo, n, dtype)
+    wt = w.astype(dtype, copy=False).reshape(g, cout_g, -1).transpose(0, 2, 1)
     if g == 1:
         dcols = np.matmul(wt[0], dout.reshape(n, cout_g, L))
     else:
@@ -203,36 +280,34 @@ def _tap_offsets(padded, k, d):
     return tuple(sum(j * di * ps for j, di, ps in zip(tap, d, pstrides)) for tap in np.ndindex(*k))
 
 
-def _scatter_flat(dout, wt, geo, n, dtype):
+def _scatter_flat(dout, w, geo, n, dtype):
     """Stride-1 scatter of the lean dx on flattened images: every kernel tap is one contiguous add.
 
-    With stride 1 the output grid is the padded grid minus ``d (k - 1)``. Widen dout with zeros
-    to the padded size in every axis but the first, so that output position ``o`` and tap ``j``
-    land at flat padded index ``flat(o) + flat(j d)``: the columns of tap ``j`` (one row of
-    ``w^T @ dout_wide``) are added to the flat padded image shifted by ``flat(j d)``. The zero
-    columns added for the widening contribute nothing wherever they land.
+    With stride 1, output position ``o`` and tap ``j`` read padded position ``o + j d``. Put
+    dout, channels first, into a zero ``(C_out, n, *padded)`` grid (output ``o`` at padded
+    position ``o``) and flatten it: then ``W_t @ grid`` (``W_t`` = the kernel's tap ``t``,
+    ``(C_in, C_out)``, all taps in one GEMM) holds the contribution of tap ``t`` to every
+    ``(channel, image, position)``, to be added to the flat padded dx shifted by ``flat(j d)``:
+    one contiguous add per tap over all images and channels. The zeros of the grid contribute
+    nothing wherever they land; nonzero entries never cross an image's boundary.
     """
     g = geo.groups
-    cout_g = geo.c_out // g
+    cin_g, cout_g = geo.c_in // g, geo.c_out // g
     P = geo.padded
-    Lw = geo.out[0] * math.prod(P[1:])
-    if geo.out[1:] != P[1:]:
-        wide = np.zeros((n, geo.c_out, geo.out[0]) + P[1:], dtype=dtype)
-        wide[(slice(None),) * 3 + tuple(slice(0, o) for o in geo.out[1:])] = dout
-    else:
-        wide = dout
-    if g == 1:
-        dcols = np.matmul(wt[0], wide.reshape(n, cout_g, Lw))
-    else:
-        dcols = np.matmul(wt, wide.reshape(n, g, cout_g, Lw))
-    dcols = dcols.reshape(n, geo.c_in, geo.taps, Lw)
-    offsets = _tap_offsets(P, geo.k, geo.d)
     size = math.prod(P)
-    flat = np.zeros((n, geo.c_in, max(offsets[-1] + Lw, size)), dtype=dtype)
+    span = n * size
+    grid = np.zeros((geo.c_out, n) + P, dtype=dtype)
+    grid[(slice(None), slice(None)) + tuple(slice(0, o) for o in geo.out)] = dout.swapaxes(0, 1)
+    # rows (group, tap, channel in group): the taps of a group are contiguous blocks
+    wt = w.astype(dtype, copy=False).reshape(g, cout_g, cin_g, geo.taps).transpose(0, 3, 2, 1)
+    dcols = np.matmul(wt.reshape(g, geo.taps * cin_g, cout_g), grid.reshape(g, cout_g, span))
+    dcols = dcols.reshape(g, geo.taps, cin_g * span)
+    offsets = _tap_offsets(P, geo.k, geo.d)
+    flat = np.zeros((g, cin_g * span + offsets[-1]), dtype=dtype)
     for t, off in enumerate(offsets):
-        flat[:, :, off:off + Lw] += dcols[:, :, t]
-    dxp = flat[:, :, :size].reshape((n, geo.c_in) + P)
-    return np.ascontiguousarray(crop(dxp, geo.pads))
+        flat[:, off:off + cin_g * span] += dcols[:, t]
+    dxp = flat[:, :cin_g * span].reshape((geo.c_in, n) + P)
+    return np.ascontiguousarray(dxp[geo.interior].swapaxes(0, 1))
 
 
 def input_grad_blocked(dout, w, geo, n, dtype, route):
@@ -271,16 +346,26 @@ def input_grad_blocked(dout, w, geo, n, dtype, route):
 
 def weight_grad(dout, x, geo, dtype, route=None):
     """dw (C_out, C_in/groups, *k) from dout (N, C_out, *out) and x (N, C_in, *spatial) of ``dtype``."""
-    route = route or route_for(geo, x.shape[0], dtype)
+    route = route or _default_route(geo, x.shape[0], dtype)
     return WEIGHT_GRAD_PATHS[route.weight_grad](dout, x, geo, dtype, route)
+
+
+def weight_grad_gather(dout, x, geo, dtype, route):
+    """The whole batch's columns as one GEMM with the im2col matrix, then the dw GEMM."""
+    n = x.shape[0]
+    cols = x.reshape(n * geo.c_in, geo.size).dot(gather_matrix(geo, dtype))
+    return _weight_grad_from_columns(dout, cols, geo, n)
 
 
 def weight_grad_lean(dout, x, geo, dtype, route):
     """One im2col copy of the whole batch, one batched GEMM, a sum over images."""
-    n, g = x.shape[0], geo.groups
-    L = geo.positions
+    return _weight_grad_from_columns(dout, batch_columns(x, geo, dtype), geo, x.shape[0])
+
+
+def _weight_grad_from_columns(dout, cols, geo, n):
+    g, L = geo.groups, geo.positions
     cin_g, cout_g = geo.c_in // g, geo.c_out // g
-    cm = batch_columns(x, geo, dtype).reshape(n, g, cin_g * geo.taps, L)
+    cm = cols.reshape(n, g, cin_g * geo.taps, L)
     dm = dout.reshape(n, g, cout_g, L)
     dw = np.matmul(dm[0], cm[0].transpose(0, 2, 1)) if n == 1 else np.matmul(dm, cm.transpose(0, 1, 3, 2)).sum(0)
     return dw.reshape((geo.c_out, cin_g) + geo.k)
@@ -310,6 +395,7 @@ def weight_grad_blocked(dout, x, geo, dtype, route):
 
 
 # The registries: every path function of this module, by the name a Route gives it.
-FORWARD_PATHS = {"lean": forward_lean, "blocked": forward_blocked}
-INPUT_GRAD_PATHS = {"lean": input_grad_lean, "flipped": input_grad_flipped, "blocked": input_grad_blocked}
-WEIGHT_GRAD_PATHS = {"lean": weight_grad_lean, "blocked": weight_grad_blocked}
+FORWARD_PATHS = {"gather": forward_gather, "lean": forward_lean, "blocked": forward_blocked}
+INPUT_GRAD_PATHS = {"gather": input_grad_gather, "lean": input_grad_lean, "flipped": input_grad_flipped,
+                    "blocked": input_grad_blocked}
+WEIGHT_GRAD_PATHS = {"gather": weight_grad_gather, "lean": weight_grad_lean, "blocked": weight_grad_blocked}

@@ -63,10 +63,16 @@ class Geometry:
         ``n_i + pb_i + pa_i``.
     c_in, c_out, groups : int or None
         Channel counts and groups of a convolution (None for a plain window geometry).
+    taps, positions, size : int
+        ``prod(k)`` (kernel taps), ``prod(out)`` (output positions), ``prod(spatial)`` (input positions).
+    unpadded, unit_stride, identity : bool
+        No padding; stride 1 everywhere; a 1x1, stride-1, unpadded window (columns = input).
+    interior : tuple of slices
+        Where the input sits inside a zero-padded ``(N, C, *padded)`` buffer.
     """
 
     __slots__ = ("ndim", "k", "s", "d", "pads", "spatial", "out", "padded", "c_in", "c_out", "groups",
-                 "unpadded", "unit_stride", "identity")
+                 "unpadded", "unit_stride", "identity", "taps", "positions", "size", "interior")
 
     def __init__(self, k, s, d, pads, spatial, what="kernel_size", channels=None):
         set_ = object.__setattr__
@@ -86,19 +92,15 @@ class Geometry:
         set_(self, "unit_stride", all(v == 1 for v in self.s))
         # A 1x1, stride-1, unpadded window: the columns are the input itself.
         set_(self, "identity", self.unpadded and self.unit_stride and all(v == 1 for v in self.k))
+        set_(self, "taps", math.prod(self.k))  # prod(k), the number of kernel taps
+        set_(self, "positions", math.prod(self.out))  # prod(out), the number of output positions
+        set_(self, "size", math.prod(self.spatial))  # prod(spatial), the number of input positions
+        # Index of the input inside a zero-padded (N, C, *padded) buffer.
+        set_(self, "interior", (slice(None), slice(None)) + tuple(
+            slice(pb, pb + n) for n, (pb, _) in zip(self.spatial, self.pads)))
 
     def __setattr__(self, name, value):
         raise AttributeError(f"a Geometry is immutable (it may be shared), cannot set {name}")
-
-    @property
-    def taps(self):
-        """``prod(k)``, the number of kernel taps."""
-        return math.prod(self.k)
-
-    @property
-    def positions(self):
-        """``prod(out)``, the number of output positions."""
-        return math.prod(self.out)
 
     def __repr__(self):
         ch = "" if self.c_in is None else f", c_in={self.c_in}, c_out={self.c_out}, groups={self.groups}"
@@ -111,6 +113,14 @@ def _plain(value) -> bool:
     if type(value) is int:
         return True
     return type(value) is tuple and all(_plain(v) for v in value)
+
+
+def _int_tuple(t) -> bool:
+    """True when every entry of the tuple ``t`` is a plain int (bools and NumPy ints are not)."""
+    for v in t:
+        if type(v) is not int:
+            return False
+    return True
 
 
 def _resolve_params(ndim, kernel_size, stride, padding, dilation, kernel_name):
@@ -185,6 +195,11 @@ _remembered_conv = functools.lru_cache(maxsize=1024)(_resolve_conv)
 def conv_geometry(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1):
     """:class:`Geometry` of a convolution of an ``x_shape`` input (N, C_in, *spatial) with
     ``w_shape`` weights (C_out, C_in / groups, *kernel), channels checked against ``groups``."""
+    if (type(stride) is int and type(padding) is int and type(dilation) is int and type(groups) is int
+            and type(x_shape) is tuple and type(w_shape) is tuple):
+        # The course call: plain ints, shapes of arrays (tuples of ints). Checked without a generator.
+        if _int_tuple(x_shape) and _int_tuple(w_shape):
+            return _remembered_conv(x_shape, w_shape, stride, padding, dilation, groups)
     x_shape, w_shape = tuple(x_shape), tuple(w_shape)
     if (_plain(x_shape) and _plain(w_shape) and _plain(stride) and _plain(padding) and _plain(dilation)
             and type(groups) is int):

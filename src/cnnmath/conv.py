@@ -162,7 +162,8 @@ def conv_input_grad(dout, x_shape, w, stride=1, padding=0, dilation=1, groups=1)
         that read it. Positions no window reads (the floor of the size formula) get 0.
     """
     w = as_float_array(w, "w")
-    x_shape = tuple(int(v) for v in x_shape)
+    if type(x_shape) is not tuple or not all(type(v) is int for v in x_shape):
+        x_shape = tuple(int(v) for v in x_shape)
     if len(x_shape) < 3 or w.ndim != len(x_shape):
         raise ValueError(f"x_shape must be (N, C_in, *spatial) matching w of shape {w.shape}, got {x_shape}")
     geo = conv_geometry(x_shape, w.shape, stride, padding, dilation, groups)

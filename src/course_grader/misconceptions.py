@@ -23,6 +23,7 @@ import numpy as np
 
 from .formula_misconceptions import FORMULA_DIAGNOSERS, FORMULA_SENTENCES
 from .invariance_misconceptions import INVARIANCE_DIAGNOSERS, INVARIANCE_SENTENCES
+from .efficient_misconceptions import EFFICIENT_DIAGNOSERS, EFFICIENT_SENTENCES
 
 __all__ = ["SENTENCES", "diagnose", "diagnose_calls", "sentence"]
 
@@ -50,6 +51,7 @@ SENTENCES = {
         "(N, C, H, W), with the channel axis at position 1 and the spatial axes last."),
     **FORMULA_SENTENCES,  # activations_losses and derivations (course_grader/formula_misconceptions.py)
     **INVARIANCE_SENTENCES,  # aliasing_gp_invertibility (course_grader/invariance_misconceptions.py)
+    **EFFICIENT_SENTENCES,  # efficient_counting (course_grader/efficient_misconceptions.py)
 }
 
 MAX_CALLS = 64          # calls of one test that are looked at
@@ -315,6 +317,7 @@ DIAGNOSERS = {
     "output_shape_2d": _output_shape_2d,
     **FORMULA_DIAGNOSERS,
     **INVARIANCE_DIAGNOSERS,
+    **EFFICIENT_DIAGNOSERS,
 }
 
 

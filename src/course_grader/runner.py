@@ -19,6 +19,7 @@ from . import fingerprints, integrity, replay, sandbox_report
 from .notebook import (assemble, cell_text, defined_names, hidden_line_ranges, is_answer, nbmeta,
                        solution_names, used_names)
 from .sandbox import Sandbox, SandboxDied, SandboxError
+from .seeds import SEED_NAME
 
 HIDDEN_MESSAGE = "hidden test failed"
 
@@ -113,10 +114,13 @@ class Grader:
     """Grades one notebook: student cells in a sandbox, the instructor's cells here.
 
     ``library``: the reference fingerprints for the integrity checks (see integrity.copied_from_cnnmath);
-    ``sandboxes``: a :class:`SandboxSource` to take the sandbox from (default: a new sandbox).
+    ``sandboxes``: a :class:`SandboxSource` to take the sandbox from (default: a new sandbox);
+    ``seed``: the hidden cases' seed (:func:`course_grader.seeds.grading_seed`), bound to
+    ``GRADING_SEED`` (:data:`course_grader.seeds.SEED_NAME`) for the tests.
     """
 
-    def __init__(self, source_nb, release_nb, limits, library=None, sandboxes=None):
+    def __init__(self, source_nb, release_nb, limits, library=None, sandboxes=None, seed=0):
+        self.seed = int(seed)
         self.library = library
         fingerprints.warm_up()   # cnnmath's fingerprints, once per process: never inside a test's time limit
         self.sandboxes = sandboxes
@@ -319,9 +323,9 @@ class Grader:
         entries, flags = assemble(self.source_nb, self.release_nb, student_nb)
         flags = [list(f) for f in flags]
         tests = {}
-        ns = {"__name__": "__main__"}
-        np.random.seed(0)
-        random.seed(0)
+        ns = {"__name__": "__main__", SEED_NAME: self.seed}
+        np.random.seed(self.seed % 2 ** 32)
+        random.seed(self.seed)
         self.ran, self.broken, self.deaths, self.restarts = [], {}, [], 0
         self._start_sandbox()
         for n, entry in enumerate(entries):
@@ -448,7 +452,10 @@ class Grader:
         in_hidden = line is not None and any(a <= line <= b for a, b in hidden)
         if in_hidden:
             result["failed_in_hidden"] = True
-            result["message"] = HIDDEN_MESSAGE
+            # only what the test's own checks call public (case and kind of failure, no expected value)
+            summary = getattr(exc, "public_summary", None)
+            result["message"] = (f"{HIDDEN_MESSAGE}: {summary}"[:1000] if isinstance(summary, str) and summary
+                                 else HIDDEN_MESSAGE)
             return result
         if self.died is not None and isinstance(exc, NameError) and getattr(exc, "name", None) in self.names:
             result["message"] = f"not graded: {self.died.reason}"
@@ -495,7 +502,9 @@ def explain_failure(result, calls):
     found = diagnose_calls(calls)
     if found:
         result["misconception"] = found[0]
-        result["message"] = (result["message"] + "\nLikely misconception: " + found[1])[:4000]
+        # the grader's sentence replaces the test's own (shorter) hint, if it gave one
+        message = result["message"].split("\nLikely misconception:")[0]
+        result["message"] = (message + "\nLikely misconception: " + found[1])[:4000]
 
 
 def scrub(value):

@@ -16,6 +16,7 @@ from .jobs import Result
 from .notebook import BrokenNotebook, assemble, is_test, nbmeta, parse_submission
 from .runner import Grader, graded_test, scrub
 from .sandbox import Sandbox, SandboxDied, SandboxError
+from .seeds import grading_seed
 
 
 def worker_name():
@@ -57,7 +58,7 @@ def _grade(job, payload, sandboxes, t0):
     except BrokenNotebook as exc:
         return _unreadable(job, payload, messages, str(exc), t0)
     grader = Grader(source, release, job.limits, library=(payload.shingles, payload.normalized_shingles),
-                    sandboxes=sandboxes)
+                    sandboxes=sandboxes, seed=grading_seed(job.student, job.assignment))
     try:
         entries, tests, flags = grader.grade(student_nb)
     finally:
