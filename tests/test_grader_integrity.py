@@ -131,7 +131,7 @@ def build_cases(release_nb, sol, tests):
                                                    "        os.write(fd, struct.pack('>Q', 5) + b'forge')\n"
                                                    "    except OSError:\n"
                                                    "        pass\n", "conv2d")),
-        {CROSS, PARAMS}, ["crash"])
+        {CROSS}, ["wire"])   # bytes on the sandbox's pipes that no request asked for
     add("shadowing_module_files", nb_of(wrong_conv), no_conv,
         extra={"numpy.py": "def allclose(*a, **k):\n    return True\n", "check_array.py": "pass\n"})
     hard = ("def cross_correlate2d(x, k):\n"
@@ -177,8 +177,9 @@ def build_cases(release_nb, sol, tests):
         {CROSS, PARAMS}, ["crash"])
     add("loops_when_called", nb_of({**sol, "conv2d": "def conv2d(x, w, b=None, stride=1, padding=0):\n"
                                     "    while True:\n        pass\n"}), {CROSS, PARAMS}, ["timeout"])
+    # the flooding cell is stopped and the output truncated; grading goes on (issue 12, point 8)
     add("output_flood", nb_of(wrong_conv, lambda nb: free_cell(nb, "while True:\n    print('spam' * 1000)\n",
-                                                                "conv2d")), {CROSS}, ["output"])
+                                                                "conv2d")), {CROSS, PARAMS}, ["output"])
     add("stderr_is_not_failure", nb_of({**sol, "conv2d": sol["conv2d"] + "\nimport sys, warnings\n"
                                         "print('debug', file=sys.stderr)\nwarnings.warn('careful')\n"}),
         all_parts)

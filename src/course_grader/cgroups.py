@@ -230,6 +230,13 @@ class SandboxCgroup:
                 return int(value)
         return 0
 
+    def limit_hits(self):
+        """How many times the sandbox's memory use reached its limit (memory.failcnt)."""
+        if self.final_usage is not None:
+            return self.final_usage.get("limit_hits", 0)
+        raw = _read(os.path.join(self.paths.get("memory", ""), "memory.failcnt"), "0").strip()
+        return int(raw) if raw.isdigit() else 0
+
     def usage(self):
         """Plain dict: cpu_seconds, memory_peak_bytes (memory.max_usage_in_bytes), oom_kills."""
         if self.final_usage is not None:
@@ -241,7 +248,7 @@ class SandboxCgroup:
             return int(raw) if raw.isdigit() else 0
         return {"cpu_seconds": round(self.cpu_seconds(), 6),
                 "memory_peak_bytes": max(number("memory.max_usage_in_bytes"), number("memory.memsw.max_usage_in_bytes")),
-                "oom_kills": self.oom_kills()}
+                "oom_kills": self.oom_kills(), "limit_hits": self.limit_hits()}
 
     # -- teardown --------------------------------------------------------------------
     def pids(self):
@@ -278,7 +285,7 @@ class SandboxCgroup:
             try:
                 self.final_usage = self.usage()
             except OSError:
-                self.final_usage = {"cpu_seconds": 0.0, "memory_peak_bytes": 0, "oom_kills": 0}
+                self.final_usage = {"cpu_seconds": 0.0, "memory_peak_bytes": 0, "oom_kills": 0, "limit_hits": 0}
         self.closed = True
         for path in sorted(set(self.paths.values()), reverse=True):
             for _ in range(100):

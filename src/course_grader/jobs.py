@@ -76,9 +76,10 @@ class Result:
     status: str                  # "graded", or "failed" (unreadable, missing, or the worker kept dying)
     tests: dict                  # grade_id -> {points, max, passed, message, hidden, failed_in_hidden[, misconception]}
     messages: list               # notes for the student (planning's first, then the grader's)
-    flags: list                  # [kind, detail]: timeout, crash, memory, output, tampering, cnnmath, broken, worker
+    flags: list                  # [kind, detail]: timeout, crash, memory, output, tampering, wire, cnnmath, broken, worker
     notebook_json: dict | None   # the graded notebook (cells with outputs) for the gradebook and autograded/
-    # seconds: sandbox_start, grading, total; worker name; started/finished (epoch); regraded_alone, first_attempt
+    # seconds: sandbox_start, trusted_decode, grading, total; worker name; started/finished (epoch);
+    # regraded_alone, first_attempt
     timings: dict = field(default_factory=dict)
     attempts: int = 1
 

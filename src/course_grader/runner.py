@@ -15,7 +15,7 @@ import traceback
 
 import numpy as np
 
-from . import fingerprints, integrity, replay
+from . import fingerprints, integrity, replay, sandbox_report
 from .notebook import (assemble, cell_text, defined_names, hidden_line_ranges, is_answer, nbmeta,
                        solution_names, used_names)
 from .sandbox import Sandbox, SandboxDied, SandboxError
@@ -140,9 +140,14 @@ class Grader:
         self.import_hits = set()  # where the student's process tried to import cnnmath
         self.copy_hits = set()    # where it compiled (exec) code that uses or copies cnnmath, or ran cnnmath's code
         self.copy_matches = {}    # where -> the cnnmath function whose bytecode ran there
+        self.report_flags = []    # flags from the sandbox's reports that do not stop it (output truncated)
+        self.trusted_seconds = 0.0  # spent decoding the student's replies (Sandbox.trusted_seconds)
 
     # -- sandbox calls -----------------------------------------------------------------
     def _collect_output(self, reply):
+        """File the supervisor's report of one request (course_grader.sandbox_report): imports of cnnmath
+        and copies compiled at run time mark where they happened; output past the notebook's limit is
+        truncated, marked and flagged while grading goes on; the memory limit stops the sandbox."""
         if reply.get("forbidden_imports") and self.where is not None:
             self.import_hits.add(self.where)
         compiled = reply.get("compiled")
@@ -156,17 +161,14 @@ class Grader:
             if matched:   # the bytecode that ran is cnnmath's, however it was written or built
                 self.copy_hits.add(self.where)
                 self.copy_matches.setdefault(self.where, matched)
+        outputs, flag = sandbox_report.stream_outputs(reply, self.limits.output_bytes)
         if self.cell_outputs is not None:
-            for stream in ("stdout", "stderr"):
-                text = reply.get(stream)
-                if isinstance(text, str) and text:
-                    self.cell_outputs.append({"output_type": "stream", "name": stream, "text": text})
-            if reply.get("output_exceeded"):
-                self._stop(SandboxDied(f"the output exceeded the limit of {self.limits.output_bytes} bytes",
-                                       "output"))
-        if reply.get("memory_exceeded"):
-            self._stop(SandboxDied(f"the student's code ran out of memory (limit {self.limits.memory_mb} MB)",
-                                   "memory"))
+            self.cell_outputs.extend(outputs)
+        if flag and not any(f[0] == "output" for f in self.report_flags):
+            self.report_flags.append(flag)
+        died = sandbox_report.memory_stop(reply, self.limits.memory_mb)
+        if died is not None:
+            self._stop(died)
 
     def _stop(self, died):
         if self.died is None:
@@ -178,10 +180,14 @@ class Grader:
     def _request(self, fn, *args, timeout):
         if self.died is not None:
             raise SandboxStopped(self.died)
+        sandbox = self.sandbox
+        before = sandbox.trusted_seconds
         try:
             reply = fn(*args, timeout=max(timeout, 0.001))
         except SandboxDied as died:
             self._stop(died)
+        finally:   # decoding the student's replies here: part of the notebook's wall clock, reported
+            self.trusted_seconds += sandbox.trusted_seconds - before
         self._collect_output(reply)
         return reply
 
@@ -410,6 +416,7 @@ class Grader:
             self.cell_outputs = None
         if self.sandbox is not None:
             self.sandbox.close()
+        flags.extend(self.report_flags)
         if self.died is not None and not any(d[0] is self.died for d in self.deaths):
             self.deaths.append([self.died, "", False])
         for died, _, revived in self.deaths:

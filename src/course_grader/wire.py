@@ -15,6 +15,8 @@ import struct
 import numpy as np
 
 MAX_DEPTH = 64
+MAX_COLLISIONS = 64     # dict keys with equal hashes in one dict (inserting n of them costs n**2)
+MAX_BLOBS = 100_000     # arrays in one message (each costs a .npy header parse)
 
 try:  # SymPy expressions cross as plain trees; in the sandbox, expressions.py's text precedes this file
     from .expressions import expression_from_tree, expression_to_tree
@@ -93,13 +95,12 @@ def _decode(obj, blobs, depth=0):
         if key == "__tuple__":
             return tuple(_decode(v, blobs, depth + 1) for v in val)
         if key == "__dict__":
-            out = {}
-            for k, v in val:
-                k = _decode(k, blobs, depth + 1)
-                if isinstance(k, (list, dict, np.ndarray)):
-                    raise WireError("unhashable dict key")
-                out[k] = _decode(v, blobs, depth + 1)
-            return out
+            keys = [_decode(k, blobs, depth + 1) for k, _ in val]
+            if any(isinstance(k, (list, dict, np.ndarray)) for k in keys):
+                raise WireError("unhashable dict key")
+            if len(keys) - len({hash(k) for k in keys}) > MAX_COLLISIONS:  # quadratic to insert
+                raise WireError("a dict with too many colliding keys")
+            return {k: _decode(v, blobs, depth + 1) for k, (_, v) in zip(keys, val)}
         if key == "__iter__":
             return iter([_decode(v, blobs, depth + 1) for v in val])
         if key == "__sympy__":
@@ -133,6 +134,8 @@ def loads(data):
         header = json.loads(data[8:8 + hlen].decode())
         blobs, pos = [], 8 + hlen
         while pos < len(data):
+            if len(blobs) >= MAX_BLOBS:
+                raise WireError(f"more than {MAX_BLOBS} arrays in one message")
             (blen,) = struct.unpack(">Q", data[pos:pos + 8])
             blobs.append(data[pos + 8:pos + 8 + blen])
             pos += 8 + blen

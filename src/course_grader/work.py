@@ -64,7 +64,7 @@ def _grade(job, payload, sandboxes, t0):
     finally:
         if grader.sandbox is not None:
             grader.sandbox.close()
-    timings = {"sandbox_start": round(grader.sandbox_start_s, 4)}
+    timings = {"sandbox_start": round(grader.sandbox_start_s, 4), "trusted_decode": round(grader.trusted_seconds, 4)}
     return _result(job, source, entries, "graded", tests, messages, flags, t0, timings)
 
 

@@ -11,7 +11,7 @@ reference answers of its source notebook, by editing cells programmatically. A c
 * ``lost``        -- the graded parts (test grade_ids) that must earn 0; every other part must
   earn its full points, so the expected score is exact: total - sum(points of ``lost``);
 * ``flags``       -- the exact set of flag kinds the grader must raise (timeout, crash, memory,
-  output, tampering, cnnmath, broken);
+  output, tampering, wire, cnnmath, broken);
 * ``misconception`` -- for the misconception cases: the key every lost part's feedback names;
 * ``message``     -- a substring the student's grader messages must contain (broken notebooks).
 
@@ -954,7 +954,7 @@ CASES = [
     Case("memory_hog", "conv2d", memory_hog, flags=F({"memory"})),
     Case("infinite_loop", "conv2d", infinite_loop, lost=CONV, flags=F({"timeout"})),
     Case("loop_after_tests", "conv2d", loop_after_tests, flags=F({"timeout"})),
-    Case("huge_output", "conv2d", huge_output, lost=AFTER_P1, flags=F({"output"})),
+    Case("huge_output", "conv2d", huge_output, flags=F({"output"})),   # truncated; grading goes on
     # integrity of the tests
     Case("deleted_test", "conv2d", deleted_test, flags=F({"tampering"})),
     Case("edited_tests", "conv2d", edited_tests, lost=CONV, flags=F({"tampering"}), misconception="flipped_kernel"),
@@ -974,7 +974,7 @@ CASES = [
     Case("forged_ndarray_subclass", "conv2d", forged_ndarray_subclass, lost=CONV),
     Case("forged_always_equal", "conv2d", forged_always_equal, lost=CONV + (P4,)),
     Case("forged_sys_exit", "conv2d", forged_sys_exit, lost=CONV),
-    Case("forged_kernel_reply", "conv2d", forged_kernel_reply, lost=AFTER_P1, flags=F({"tampering"})),
+    Case("forged_kernel_reply", "conv2d", forged_kernel_reply, lost=AFTER_P1, flags=F({"wire"})),
     Case("shadowed_modules", "conv2d", shadowed_modules, lost=CONV, misconception="flipped_kernel"),
     # a kernel that dies costs only the parts that depend on the cell that killed it
     Case("os_exit_midway", "conv2d", os_exit_midway, flags=F({"crash"})),
@@ -1022,7 +1022,7 @@ CASES = [
     Case("copied_cnnmath_renamed", "conv2d", copied_cnnmath_renamed, lost=CONV, flags=F({"cnnmath"})),
     Case("utf16_no_bom", "conv2d", utf16_no_bom),
     Case("memory_hog_in_call", "conv2d", memory_hog_in_call, lost=CONV, flags=F({"memory"})),
-    Case("forged_reply_with_seq", "conv2d", forged_reply_with_seq, lost=AFTER_P1, flags=F({"tampering"})),
+    Case("forged_reply_with_seq", "conv2d", forged_reply_with_seq, lost=AFTER_P1, flags=F({"wire"})),
     Case("odd_cell_ids", "conv2d", odd_cell_ids),
     Case("null_byte", "conv2d", null_byte, lost=(P4,)),
     Case("lone_surrogate", "conv2d", lone_surrogate),
