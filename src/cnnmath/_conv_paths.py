@@ -19,7 +19,8 @@ Forward, ``out[n] = W @ cols(x[n])`` with ``W = w.reshape(C_out, -1)`` per group
       the GEMM's rows are cropped: a strided copy of short rows costs more than the extra GEMM work.
 
 Kernel gradient, ``dw = sum_n dout[n] @ cols(x[n])^T`` (seed 004 eq. 9.11)
-    * ``"gather"`` / ``"lean"`` / ``"blocked"``: as for the forward.
+    * ``"gather"`` / ``"lean"`` / ``"shifted"`` / ``"blocked"``: as for the forward (the shifted dw
+      stacks shifted copies of both grids, one GEMM per chunk and no adds).
 
 Input gradient (seed 004 eq. 9.13): four forms remain, each for a reason, plus the gather form.
     * ``"gather"``: ``(w^T @ dout) @ G^T`` -- col2im and the crop as one GEMM with the transposed
@@ -41,7 +42,7 @@ The rule (:func:`route_for`)
        fits in :data:`GATHER_BYTES`: all three take their ``"gather"`` path;
     1. otherwise *lean* when the whole batch's columns, ``N C_in prod(k) prod(out)`` entries, fit in
        :data:`LEAN_BYTES`: all three take their ``"lean"`` path;
-    2. otherwise, for 3-D images at stride 1, forward and dx are ``"shifted"`` and dw ``"blocked"``;
+    2. otherwise, for 3-D images at stride 1, all three take their ``"shifted"`` path;
     3. otherwise all three are ``"blocked"``, but dx is ``"flipped"`` when the stride is 1 and either
        ``C_out <= C_in`` or ``dout`` has at most :data:`SMALL_COLUMNS` column entries
        (``dout.size * prod(k)``; per-call overhead dominates there).
@@ -62,7 +63,8 @@ import numpy as np
 
 from ._columns import (BLOCK_BYTES, RowBlockColumns, WideRowBlockColumns, batch_columns, col2im_add,
                        col2im_padded, crop, gather_matrix, rows_per_block, takes_wide_columns)
-from ._conv_shifted import forward_shifted_flat, input_grad_flat_batch, input_grad_shifted_flat
+from ._conv_shifted import (forward_shifted_flat, input_grad_flat_batch, input_grad_shifted_flat,
+                            weight_grad_shifted_flat)
 from ._geometry import conv_geometry
 
 __all__ = ["Route", "route_for", "forward", "input_grad", "weight_grad", "flipped_transposed_weights",
@@ -134,7 +136,7 @@ _default_route = functools.lru_cache(maxsize=1024)(route_for)
 _GATHER = Route("gather", "gather", "gather")
 _LEAN = Route("lean", "lean", "lean")
 _BLOCKED_FLIPPED = Route("blocked", "flipped", "blocked")
-_SHIFTED = Route("shifted", "shifted", "blocked")
+_SHIFTED = Route("shifted", "shifted", "shifted")
 _BLOCKED = Route("blocked", "blocked", "blocked")
 
 
@@ -354,6 +356,11 @@ def _weight_grad_from_columns(dout, cols, geo, n):
     return dw.reshape((geo.c_out, cin_g) + geo.k)
 
 
+def weight_grad_shifted(dout, x, geo, dtype, route):
+    """Stride-1 dw, per image, as one GEMM of shifted copies per chunk (see :mod:`cnnmath._conv_shifted`)."""
+    return weight_grad_shifted_flat(dout, x, geo, dtype, route.block_bytes)
+
+
 def weight_grad_blocked(dout, x, geo, dtype, route):
     """GEMMs per image and row block of the columns, accumulated into dw."""
     n, g = x.shape[0], geo.groups
@@ -382,4 +389,5 @@ FORWARD_PATHS = {"gather": forward_gather, "lean": forward_lean, "shifted": forw
                  "blocked": forward_blocked}
 INPUT_GRAD_PATHS = {"gather": input_grad_gather, "lean": input_grad_lean, "flipped": input_grad_flipped,
                     "shifted": input_grad_shifted, "blocked": input_grad_blocked}
-WEIGHT_GRAD_PATHS = {"gather": weight_grad_gather, "lean": weight_grad_lean, "blocked": weight_grad_blocked}
+WEIGHT_GRAD_PATHS = {"gather": weight_grad_gather, "lean": weight_grad_lean, "shifted": weight_grad_shifted,
+                     "blocked": weight_grad_blocked}

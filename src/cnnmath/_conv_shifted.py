@@ -33,7 +33,8 @@ import math
 
 import numpy as np
 
-__all__ = ["input_grad_flat_batch", "input_grad_shifted_flat", "forward_shifted_flat", "copied_axes", "tap_offsets"]
+__all__ = ["input_grad_flat_batch", "input_grad_shifted_flat", "forward_shifted_flat", "weight_grad_shifted_flat",
+           "copied_axes", "weight_grad_copied_axes", "tap_offsets"]
 
 
 @functools.lru_cache(maxsize=256)
@@ -162,3 +163,54 @@ class _ShiftedSums:
                 lo = base + q0 + self.sign * off
                 self.acc[:, :, lo:lo + m] += d[:, a]
         return self.acc[:, :, base:base + self.size].reshape((g * c_acc,) + self.padded)
+
+
+def weight_grad_copied_axes(k, c_out, c_in):
+    """The ``m`` in ``1..D`` (smallest on a tie) minimising the rows the shifted dw copies per flat
+    position, ``prod(k[:-m]) c_out + prod(k[-m:]) c_in``."""
+    return min(range(1, len(k) + 1), key=lambda m: math.prod(k[:len(k) - m]) * c_out + math.prod(k[len(k) - m:]) * c_in)
+
+
+def weight_grad_shifted_flat(dout, x, geo, dtype, block_bytes):
+    """dw (C_out, C_in/groups, *k) of a stride-1 convolution as one GEMM per chunk of flat positions, no adds.
+
+    With ``q = p + shift(a)``, ``dw[l, c, (a, j)] = sum_q dout_flat[l, q - shift(a)] x_flat[c, q + shift(j)]``:
+    stack ``T_a`` shifted copies of the dout grid (rows ``(a, l)``) and ``T_c`` of the input grid (rows
+    ``(j, c)``), and ``D @ X^T`` is the whole kernel gradient of the chunk, in the layout of ``dw``. The
+    copied axes minimise the rows copied per position, ``T_a C_out + T_c C_in``.
+    """
+    if not geo.unit_stride:
+        raise ValueError(f"the shifted-product kernel gradient needs stride 1, got stride={geo.s}")
+    g, nd = geo.groups, geo.ndim
+    cin_g, cout_g = geo.c_in // g, geo.c_out // g
+    t_c = math.prod(geo.k[nd - weight_grad_copied_axes(geo.k, cout_g, cin_g):])
+    t_a = geo.taps // t_c
+    offsets = tap_offsets(geo.padded, geo.k, geo.d)
+    outer, shifts = offsets[::t_c], offsets[:t_c]
+    front, tail, size = outer[-1], shifts[-1], math.prod(geo.padded)
+    chunk = max(1, min(size, block_bytes // (np.dtype(dtype).itemsize * (t_a * cout_g + t_c * cin_g))))
+    dgrid = np.zeros((g, cout_g, front + size), dtype=dtype)
+    xgrid = np.zeros((g, cin_g, size + tail), dtype=dtype)
+    d_image = dgrid[:, :, front:].reshape((geo.c_out,) + geo.padded)
+    x_image = xgrid[:, :, :size].reshape((geo.c_in,) + geo.padded)
+    window = (slice(None),) + tuple(slice(0, o) for o in geo.out)
+    d_stack = np.empty((g, t_a, cout_g, chunk), dtype=dtype)
+    x_stack = np.empty((g, t_c, cin_g, chunk), dtype=dtype)
+    dw = np.zeros((g, t_a * cout_g, t_c * cin_g), dtype=dtype)
+    part = np.empty_like(dw)
+    for i in range(x.shape[0]):
+        d_image[window] = dout[i]
+        x_image[geo.interior[1:]] = x[i]
+        for q0 in range(0, size, chunk):
+            q1 = min(q0 + chunk, size)
+            n_q = q1 - q0
+            ds, xs = d_stack[..., :n_q], x_stack[..., :n_q]
+            for a, off in enumerate(outer):
+                ds[:, a] = dgrid[:, :, front + q0 - off:front + q1 - off]
+            for j, off in enumerate(shifts):
+                xs[:, j] = xgrid[:, :, q0 + off:q1 + off]
+            np.matmul(ds.reshape(g, -1, n_q), xs.reshape(g, -1, n_q).transpose(0, 2, 1), out=part)
+            dw += part
+    # dw[grp, a cout_g + l, j cin_g + c] -> (C_out, C_in/g, a, j)
+    dw = dw.reshape(g, t_a, cout_g, t_c, cin_g).transpose(0, 2, 4, 1, 3)
+    return np.ascontiguousarray(dw).reshape((geo.c_out, cin_g) + geo.k)
