@@ -43,7 +43,6 @@ HEURISTIC_SIDES = {"lean_bytes": (-1, 1 << 40), "small_columns": (-1, 1 << 40), 
 ROUTE_FIELDS = {"forward", "input_grad", "weight_grad", "block_bytes", "flipped_forward"}
 # The input-gradient forms defined for stride 1 only (they refuse other strides).
 STRIDE_1_ONLY = {"flipped": "needs stride 1", "shifted": "needs stride 1"}
-STRIDE_1_FORWARDS = {"shifted"}
 STRIDE_1_WEIGHT_GRADS = {"shifted"}
 
 
@@ -83,10 +82,6 @@ def test_every_path_forced_matches_torch(case):
     x, w, geo, dout, t_out, t_dx, t_dw = _case_and_truth(case)
     n, f64 = x.shape[0], np.float64
     for route in forward_routes():
-        if route.forward in STRIDE_1_FORWARDS and not geo.unit_stride:
-            with pytest.raises(ValueError, match="needs stride 1"):
-                paths.forward(x, w, geo, f64, route)
-            continue
         assert_array_close(paths.forward(x, w, geo, f64, route), t_out, rtol=1e-10, atol=1e-10,
                            what=f"forward {route}")
     for route in input_grad_routes():
@@ -111,8 +106,6 @@ def test_every_path_forced_float32(case):
     x, w, geo, dout, t_out, t_dx, t_dw = _case_and_truth(case)
     x, w, dout, f32 = x.astype(np.float32), w.astype(np.float32), dout.astype(np.float32), np.float32
     for route in forward_routes():
-        if route.forward in STRIDE_1_FORWARDS and not geo.unit_stride:
-            continue
         assert_array_close(paths.forward(x, w, geo, f32, route), t_out.astype(np.float32), rtol=1e-4, atol=1e-4,
                            what=f"forward float32 {route}")
     for route in input_grad_routes():
@@ -133,8 +126,7 @@ def test_empty_batch_on_every_path(stride):
     geo = conv_geometry(x.shape, w.shape, stride, 1, 1, 1)
     dout = np.zeros((0, 4) + geo.out)
     for route in forward_routes():
-        if route.forward not in STRIDE_1_FORWARDS or stride == 1:
-            assert paths.forward(x, w, geo, np.float64, route).shape == dout.shape, route
+        assert paths.forward(x, w, geo, np.float64, route).shape == dout.shape, route
     for route in input_grad_routes():
         if route.input_grad not in STRIDE_1_ONLY or stride == 1:
             assert paths.input_grad(dout, w, geo, 0, np.float64, route).shape == x.shape, route
@@ -187,7 +179,7 @@ def _expected_route(geo, n, lean_bytes, small_columns, gather_bytes):
         return ("lean", "lean", "lean")
     stride1 = all(s == 1 for s in geo.s)
     if stride1 and len(geo.spatial) == 3:
-        return ("shifted", "shifted", "shifted")
+        return ("blocked", "shifted", "shifted")
     dout_columns = n * geo.c_out * np.prod(geo.out) * np.prod(geo.k)
     flipped = stride1 and (geo.c_out <= geo.c_in or dout_columns <= small_columns)
     return ("blocked", "flipped" if flipped else "blocked", "blocked")
@@ -220,7 +212,7 @@ def test_rule_each_heuristic_each_side_and_no_dead_path():
     assert paths.route_for(small_geo, 1, np.float64).forward == "lean"
     assert paths.route_for(big_geo, 8, np.float64) == Route("blocked", "flipped", "blocked")
     volume_geo = conv_geometry((2, 16, 32, 32, 32), (32, 16, 3, 3, 3), 1, 0, 1, 1)
-    assert paths.route_for(volume_geo, 2, np.float32) == Route("shifted", "shifted", "shifted")
+    assert paths.route_for(volume_geo, 2, np.float32) == Route("blocked", "shifted", "shifted")
 
 
 # Geometry branches inside the paths, each of which some case must take and some case must not.
@@ -230,8 +222,6 @@ GEOMETRY_BRANCHES = {
     "3-D stride 1 (shifted products: more than one tap outside the last axis)":
         lambda g: g.unit_stride and g.ndim == 3,
     "last-axis kernel of one tap (shifted products: a single copy)": lambda g: g.k[-1] == 1,
-    "shifted forward copies more than the last axis's taps":
-        lambda g: copied_axes(g.k, g.c_in // g.groups, g.c_out // g.groups) > 1,
     "shifted dw copies more than the last axis's taps":
         lambda g: weight_grad_copied_axes(g.k, g.c_out // g.groups, g.c_in // g.groups) > 1,
     "shifted dx copies more than the last axis's taps":

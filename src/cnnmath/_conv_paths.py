@@ -10,8 +10,6 @@ Forward, ``out[n] = W @ cols(x[n])`` with ``W = w.reshape(C_out, -1)`` per group
       matrix ``G`` (:func:`cnnmath._columns.gather_matrix`, built once per geometry), padding
       folded in -- two GEMMs and nothing else, for the exercises' few-pixel images;
     * ``"lean"``: the whole batch's columns in one copy and one batched GEMM;
-    * ``"shifted"`` (stride 1): :mod:`cnnmath._conv_shifted`'s sums on the flat padded grid, for 3-D
-      images (no strided copy of short rows; measured a little faster there than ``"blocked"``);
     * ``"blocked"``: one image and one block of about ``block_bytes`` of output rows at a time,
       into reused buffers, written straight into the output: peak extra memory is one block.
       On 2-D stride-1 problems (:func:`cnnmath._columns.takes_wide_columns`) the block's columns
@@ -19,8 +17,9 @@ Forward, ``out[n] = W @ cols(x[n])`` with ``W = w.reshape(C_out, -1)`` per group
       the GEMM's rows are cropped: a strided copy of short rows costs more than the extra GEMM work.
 
 Kernel gradient, ``dw = sum_n dout[n] @ cols(x[n])^T`` (seed 004 eq. 9.11)
-    * ``"gather"`` / ``"lean"`` / ``"shifted"`` / ``"blocked"``: as for the forward (the shifted dw
-      stacks shifted copies of both grids, one GEMM per chunk and no adds).
+    * ``"gather"`` / ``"lean"`` / ``"blocked"``: as for the forward;
+    * ``"shifted"`` (stride 1, :mod:`cnnmath._conv_shifted`): per image on the flat padded grid, shifted
+      copies of both ``dout`` and ``x`` stacked so that each chunk is one GEMM, no strided copy.
 
 Input gradient (seed 004 eq. 9.13): four forms remain, each for a reason, plus the gather form.
     * ``"gather"``: ``(w^T @ dout) @ G^T`` -- col2im and the crop as one GEMM with the transposed
@@ -42,7 +41,8 @@ The rule (:func:`route_for`)
        fits in :data:`GATHER_BYTES`: all three take their ``"gather"`` path;
     1. otherwise *lean* when the whole batch's columns, ``N C_in prod(k) prod(out)`` entries, fit in
        :data:`LEAN_BYTES`: all three take their ``"lean"`` path;
-    2. otherwise, for 3-D images at stride 1, all three take their ``"shifted"`` path;
+    2. otherwise, for 3-D images at stride 1, dx and dw take their ``"shifted"`` paths (the forward
+       ``"blocked"``: its shifted form measured no faster and is not kept);
     3. otherwise all three are ``"blocked"``, but dx is ``"flipped"`` when the stride is 1 and either
        ``C_out <= C_in`` or ``dout`` has at most :data:`SMALL_COLUMNS` column entries
        (``dout.size * prod(k)``; per-call overhead dominates there).
@@ -63,8 +63,7 @@ import numpy as np
 
 from ._columns import (BLOCK_BYTES, RowBlockColumns, WideRowBlockColumns, batch_columns, col2im_add,
                        col2im_padded, crop, gather_matrix, rows_per_block, takes_wide_columns)
-from ._conv_shifted import (forward_shifted_flat, input_grad_flat_batch, input_grad_shifted_flat,
-                            weight_grad_shifted_flat)
+from ._conv_shifted import input_grad_flat_batch, input_grad_shifted_flat, weight_grad_shifted_flat
 from ._geometry import conv_geometry
 
 __all__ = ["Route", "route_for", "forward", "input_grad", "weight_grad", "flipped_transposed_weights",
@@ -136,7 +135,7 @@ _default_route = functools.lru_cache(maxsize=1024)(route_for)
 _GATHER = Route("gather", "gather", "gather")
 _LEAN = Route("lean", "lean", "lean")
 _BLOCKED_FLIPPED = Route("blocked", "flipped", "blocked")
-_SHIFTED = Route("shifted", "shifted", "shifted")
+_SHIFTED = Route("blocked", "shifted", "shifted")
 _BLOCKED = Route("blocked", "blocked", "blocked")
 
 
@@ -174,11 +173,6 @@ def _forward_from_columns(cols, w, geo, dtype, n):
         wm = w.reshape(g, geo.c_out // g, -1)
         out = np.matmul(wm, cols.reshape(n, g, K // g, L))
     return out.reshape((n, geo.c_out) + geo.out)
-
-
-def forward_shifted(x, w, geo, dtype, route):
-    """Stride-1 forward, per image, as shifted products on the flat padded grid (see :mod:`cnnmath._conv_shifted`)."""
-    return forward_shifted_flat(x, w, geo, dtype, route.block_bytes)
 
 
 def forward_blocked(x, w, geo, dtype, route):
@@ -385,8 +379,7 @@ def weight_grad_blocked(dout, x, geo, dtype, route):
 
 
 # The registries: every path function of this module, by the name a Route gives it.
-FORWARD_PATHS = {"gather": forward_gather, "lean": forward_lean, "shifted": forward_shifted,
-                 "blocked": forward_blocked}
+FORWARD_PATHS = {"gather": forward_gather, "lean": forward_lean, "blocked": forward_blocked}
 INPUT_GRAD_PATHS = {"gather": input_grad_gather, "lean": input_grad_lean, "flipped": input_grad_flipped,
                     "shifted": input_grad_shifted, "blocked": input_grad_blocked}
 WEIGHT_GRAD_PATHS = {"gather": weight_grad_gather, "lean": weight_grad_lean, "shifted": weight_grad_shifted,

@@ -1,4 +1,4 @@
-"""Stride-1 input gradients on the flat padded grid (two of the dx forms of :mod:`cnnmath._conv_paths`).
+"""Stride-1 gradients on the flat padded grid (two dx forms and a dw form of :mod:`cnnmath._conv_paths`).
 
 With stride 1, output position ``o`` and kernel tap ``j`` read padded input position ``o + j d``.
 Put one image's ``dout`` into a zero grid of the padded input's shape (output ``o`` at padded
@@ -20,9 +20,9 @@ taps are row blocks of one GEMM, each added at its shift (the scatter's trick)::
 
 so the GEMM is ``T_a C_in x T_c C_out`` (a shape BLAS runs well), with ``T_c`` copies and ``T_a``
 adds per chunk of the flat positions, each chunk about ``block_bytes`` of operands so that all of
-it stays in the caches. :func:`forward_shifted_flat` is the same sum the other way round
-(``out_flat[q - shift(a)] += (Wh @ [x shifted by -shift(j)])[a, q]``). Extra memory: one padded
-image of the source and of the result plus one chunk. The cost: the GEMM runs over every padded
+it stays in the caches (:func:`weight_grad_shifted_flat` stacks shifted copies of both grids, so
+its chunks need no adds at all). Extra memory: one padded image of the source and of the result
+plus one chunk. The cost: the GEMM runs over every padded
 position, ``prod(padded) / prod(out)`` times the useful work (1.2 on the 32^3 benchmark).
 """
 
@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-__all__ = ["input_grad_flat_batch", "input_grad_shifted_flat", "forward_shifted_flat", "weight_grad_shifted_flat",
+__all__ = ["input_grad_flat_batch", "input_grad_shifted_flat", "weight_grad_shifted_flat",
            "copied_axes", "weight_grad_copied_axes", "tap_offsets"]
 
 
@@ -75,94 +75,57 @@ def input_grad_flat_batch(dout, w, geo, n, dtype):
 
 
 def input_grad_shifted_flat(dout, w, geo, n, dtype, block_bytes):
-    """dx (n, C_in, *spatial) of a stride-1 convolution from dout (n, C_out, *out), as the module docstring says."""
+    """dx (n, C_in, *spatial) of a stride-1 convolution from dout (n, C_out, *out), as the module docstring says:
+    ``flat_dx[q + shift(a)] += sum_j (Wh_a @ grid_flat)[q - shift(j)]`` per image, in chunks of ``q``."""
     if not geo.unit_stride:
         raise ValueError(f"the shifted-product input gradient needs stride 1, got stride={geo.s}")
     g = geo.groups
     cin_g, cout_g = geo.c_in // g, geo.c_out // g
-    kl = math.prod(geo.k[geo.ndim - copied_axes(geo.k, cout_g, cin_g):])
+    t_c = math.prod(geo.k[geo.ndim - copied_axes(geo.k, cout_g, cin_g):])
+    t_a = geo.taps // t_c
     # wh[grp, a cin_g + c, j cout_g + l] = w[grp cout_g + l, c, a, j]
-    wh = w.astype(dtype, copy=False).reshape(g, cout_g, cin_g, geo.taps // kl, kl).transpose(0, 3, 2, 4, 1)
-    sums = _ShiftedSums(geo, wh, cout_g, cin_g, 1, dtype, block_bytes)
+    wh = np.ascontiguousarray(w.astype(dtype, copy=False).reshape(g, cout_g, cin_g, t_a, t_c)
+                              .transpose(0, 3, 2, 4, 1)).reshape(g, t_a * cin_g, t_c * cout_g)
+    offsets = tap_offsets(geo.padded, geo.k, geo.d)
+    outer, shifts = offsets[::t_c], offsets[:t_c]  # shift of outer tap a / of copied tap j
+    lead = shifts[-1]                    # zeros before and after the grid: the largest copy shift
+    size = math.prod(geo.padded)
+    total = size + lead                  # flat positions q the GEMM produces
+    chunk = max(1, min(total, block_bytes // (np.dtype(dtype).itemsize * (t_a * cin_g + t_c * cout_g))))
+    grid = np.zeros((g, cout_g, lead + size + lead), dtype=dtype)
+    image = grid[:, :, lead:lead + size].reshape((geo.c_out,) + geo.padded)
     window = (slice(None),) + tuple(slice(0, o) for o in geo.out)
+    flat = np.empty((g, cin_g, total + outer[-1]), dtype=dtype)
+    stacked = np.empty((g, t_c, cout_g, chunk), dtype=dtype)
+    prods = np.empty((g, t_a * cin_g, chunk), dtype=dtype)
     dx = np.empty((n, geo.c_in) + geo.spatial, dtype=dtype)
     for i in range(n):
-        sums.image[window] = dout[i]
-        dx[i] = sums()[geo.interior[1:]]
+        image[window] = dout[i]
+        flat.fill(0)
+        for q0 in range(0, total, chunk):
+            q1 = min(q0 + chunk, total)
+            m = q1 - q0
+            b = stacked[..., :m]
+            for j, shift in enumerate(shifts):
+                b[:, j] = grid[:, :, lead + q0 - shift:lead + q1 - shift]
+            p = prods[:, :, :m]
+            np.matmul(wh, b.reshape(g, -1, m), out=p)
+            p = p.reshape(g, t_a, cin_g, m)
+            for a, off in enumerate(outer):
+                flat[:, :, q0 + off:q1 + off] += p[:, a]
+        dx[i] = flat[:, :, :size].reshape((geo.c_in,) + geo.padded)[geo.interior[1:]]
     return dx
-
-
-def forward_shifted_flat(x, w, geo, dtype, block_bytes):
-    """The stride-1 forward (n, C_out, *out) the same way: ``out_flat[q - shift(a)] += (Wh @ stacked x)[a, q]``."""
-    if not geo.unit_stride:
-        raise ValueError(f"the shifted-product forward needs stride 1, got stride={geo.s}")
-    g = geo.groups
-    cin_g, cout_g = geo.c_in // g, geo.c_out // g
-    kl = math.prod(geo.k[geo.ndim - copied_axes(geo.k, cin_g, cout_g):])
-    # wh[grp, a cout_g + l, j cin_g + c] = w[grp cout_g + l, c, a, j]
-    wh = w.astype(dtype, copy=False).reshape(g, cout_g, cin_g, geo.taps // kl, kl).transpose(0, 3, 1, 4, 2)
-    sums = _ShiftedSums(geo, wh, cin_g, cout_g, -1, dtype, block_bytes)
-    window = (slice(None),) + tuple(slice(0, o) for o in geo.out)
-    out = np.empty((x.shape[0], geo.c_out) + geo.out, dtype=dtype)
-    for i in range(x.shape[0]):
-        sums.image[geo.interior[1:]] = x[i]
-        out[i] = sums()[window]
-    return out
 
 
 def copied_axes(k, c_src, c_acc):
     """How many trailing axes' taps the shifted products copy: the ``m`` in ``1..D`` that minimises the
     traffic per flat position, ``2 prod(k[-m:]) c_src`` (a read and a write per copy) plus
     ``3 prod(k[:-m]) c_acc`` (two reads and a write per add); the smallest on a tie. On the 3-D
-    benchmark (C_in 16, C_out 32, k 3) it picks the last axis for dx and the last two for the
-    forward, which is what measured fastest of the three."""
+    benchmark (C_in 16, C_out 32, k 3) it picks the last axis for dx, which measured fastest of the
+    three (the flipped form copies all three)."""
     def traffic(m):
         return 2 * math.prod(k[len(k) - m:]) * c_src + 3 * math.prod(k[:len(k) - m]) * c_acc
     return min(range(1, len(k) + 1), key=traffic)
-
-
-class _ShiftedSums:
-    """``acc_flat[q + sign shift(a)] += sum_j wh[a, j] @ src_flat[q - sign j d_last]`` on one image's flat padded
-    grid, in chunks of about ``block_bytes`` of operands; ``image`` is the source grid (zero outside what
-    the caller writes), ``()`` returns the accumulated padded grid (channels, *padded), a reused buffer."""
-
-    def __init__(self, geo, wh, c_src, c_acc, sign, dtype, block_bytes):
-        g, a_taps, kl = wh.shape[0], wh.shape[1], wh.shape[3]
-        self.wh = np.ascontiguousarray(wh).reshape(g, a_taps * c_acc, kl * c_src)
-        self.sign, self.padded = sign, geo.padded
-        offsets = tap_offsets(geo.padded, geo.k, geo.d)
-        self.offsets = offsets[::kl]          # shift of outer tap a (copied taps at index 0)
-        self.shifts = offsets[:kl]            # shift of copied tap j (outer taps at index 0)
-        self.lead = self.shifts[-1]           # zeros before and after the source grid: the largest copy shift
-        size = math.prod(geo.padded)
-        self.base = 0 if sign > 0 else self.offsets[-1]
-        self.total = size + self.lead if sign > 0 else size  # flat positions q the GEMM produces
-        self.size = size
-        per_column = np.dtype(dtype).itemsize * (a_taps * c_acc + kl * c_src)
-        self.chunk = max(1, min(self.total, block_bytes // per_column))
-        self.src = np.zeros((g, c_src, self.lead + size + self.lead), dtype=dtype)
-        self.image = self.src[:, :, self.lead:self.lead + size].reshape((g * c_src,) + geo.padded)
-        self.acc = np.empty((g, c_acc, self.total + self.offsets[-1]), dtype=dtype)
-        self.stacked = np.empty((g, kl, c_src, self.chunk), dtype=dtype)
-        self.prods = np.empty((g, a_taps * c_acc, self.chunk), dtype=dtype)
-
-    def __call__(self):
-        g, c_src = self.src.shape[:2]
-        c_acc, lead, sign, base = self.acc.shape[1], self.lead, self.sign, self.base
-        self.acc.fill(0)
-        for q0 in range(0, self.total, self.chunk):
-            q1 = min(q0 + self.chunk, self.total)
-            m = q1 - q0
-            b = self.stacked[:, :, :, :m]
-            for j, shift in enumerate(self.shifts):
-                b[:, j] = self.src[:, :, lead + q0 - sign * shift:lead + q1 - sign * shift]
-            d = self.prods[:, :, :m]
-            np.matmul(self.wh, b.reshape(g, -1, m), out=d)
-            d = d.reshape(g, len(self.offsets), c_acc, m)
-            for a, off in enumerate(self.offsets):
-                lo = base + q0 + self.sign * off
-                self.acc[:, :, lo:lo + m] += d[:, a]
-        return self.acc[:, :, base:base + self.size].reshape((g * c_acc,) + self.padded)
 
 
 def weight_grad_copied_axes(k, c_out, c_in):
