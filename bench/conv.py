@@ -166,15 +166,18 @@ def bench_paths(xs, ws, kw, dtype, repeat, block_sizes=(None,)):
     # The gather paths' im2col matrix has prod(spatial) prod(k) prod(out) entries: past GATHER_LIMIT
     # bytes (the 56x56 layer's would take 700 MB) they are not timed.
     gather_ok = paths.is_gathered(geo, np.dtype(dtype), GATHER_LIMIT)
-    forward_paths = [f for f in paths.FORWARD_PATHS if gather_ok or f != "gather"]
+    stride_1_only = {"flipped", "shifted"}  # the forms that refuse other strides
+    forward_paths = [f for f in paths.FORWARD_PATHS if (gather_ok or f != "gather")
+                     and (geo.unit_stride or f not in stride_1_only)]
+    chunked = {"blocked", "shifted"}  # the paths whose work is cut into blocks of about block_bytes
     candidates = [("forward", tag(name, b), rule.forward == name and b in (None, default),
                    (lambda r: lambda: paths.forward(x, w, geo, dtype, r))(R(name, "", "", block=b)))
-                  for name in forward_paths for b in sizes(name == "blocked")]
+                  for name in forward_paths for b in sizes(name in chunked)]
     for name in paths.INPUT_GRAD_PATHS:
-        if (name == "flipped" and not geo.unit_stride) or (name == "gather" and not gather_ok):
+        if (name in stride_1_only and not geo.unit_stride) or (name == "gather" and not gather_ok):
             continue
         for inner, b in ((i, b) for i in (forward_paths if name == "flipped" else [None])
-                         for b in sizes("blocked" in (name, i))):
+                         for b in sizes(bool(chunked & {name, i}))):
             route = R("", name, "", flipped_forward=inner, block=b)
             label = tag(name if inner is None else f"{name}({inner})", b)
             picked = rule.input_grad == name and (inner is None or inner == paths.route_for(
@@ -185,8 +188,9 @@ def bench_paths(xs, ws, kw, dtype, repeat, block_sizes=(None,)):
             candidates.append(("dx", label, picked, (lambda r: lambda: paths.input_grad(g, w, geo, n, dtype, r))(route)))
     candidates += [("dw", tag(name, b), rule.weight_grad == name and b in (None, default),
                     (lambda r: lambda: paths.weight_grad(g, x, geo, dtype, r))(R("", "", name, block=b)))
-                   for name in paths.WEIGHT_GRAD_PATHS if gather_ok or name != "gather"
-                   for b in sizes(name == "blocked")]
+                   for name in paths.WEIGHT_GRAD_PATHS if (gather_ok or name != "gather")
+                   and (geo.unit_stride or name not in stride_1_only)
+                   for b in sizes(name in chunked)]
     rows = []
     with torch.no_grad():
         for op, label, picked, f in candidates:

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from cnnmath._columns import takes_wide_columns
+from cnnmath._conv_shifted import copied_axes, weight_grad_copied_axes
 from cnnmath._geometry import conv_geometry
 from tests.helpers import assert_array_close, make_conv_case
 from tests.test_conv import CASES, IDS, torch_conv
@@ -40,6 +41,9 @@ BLOCK_SIDES = (1, 1 << 40)
 HEURISTIC_SIDES = {"lean_bytes": (-1, 1 << 40), "small_columns": (-1, 1 << 40), "gather_bytes": (-1, 1 << 40)}
 # The fields of a Route this file sets.
 ROUTE_FIELDS = {"forward", "input_grad", "weight_grad", "block_bytes", "flipped_forward"}
+# The input-gradient forms defined for stride 1 only (they refuse other strides).
+STRIDE_1_ONLY = {"flipped": "needs stride 1", "shifted": "needs stride 1"}
+STRIDE_1_WEIGHT_GRADS = {"shifted"}
 
 
 def _geometry(x, w, kw):
@@ -74,20 +78,24 @@ def _case_and_truth(case, n=2):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_every_path_forced_matches_torch(case):
     """Each registered forward, dx and dw path, each block side and each inner forward of the
-    flipped dx, equals torch on this case; the flipped dx refuses strides other than 1."""
+    flipped dx, equals torch on this case; the flipped and shifted forms refuse strides other than 1."""
     x, w, geo, dout, t_out, t_dx, t_dw = _case_and_truth(case)
     n, f64 = x.shape[0], np.float64
     for route in forward_routes():
         assert_array_close(paths.forward(x, w, geo, f64, route), t_out, rtol=1e-10, atol=1e-10,
                            what=f"forward {route}")
     for route in input_grad_routes():
-        if route.input_grad == "flipped" and not geo.unit_stride:
-            with pytest.raises(ValueError, match="needs stride 1"):
+        if route.input_grad in STRIDE_1_ONLY and not geo.unit_stride:
+            with pytest.raises(ValueError, match=STRIDE_1_ONLY[route.input_grad]):
                 paths.input_grad(dout, w, geo, n, f64, route)
             continue
         assert_array_close(paths.input_grad(dout, w, geo, n, f64, route), t_dx, rtol=1e-10, atol=1e-10,
                            what=f"dx {route}")
     for route in weight_grad_routes():
+        if route.weight_grad in STRIDE_1_WEIGHT_GRADS and not geo.unit_stride:
+            with pytest.raises(ValueError, match="needs stride 1"):
+                paths.weight_grad(dout, x, geo, f64, route)
+            continue
         assert_array_close(paths.weight_grad(dout, x, geo, f64, route), t_dw, rtol=1e-10, atol=1e-10,
                            what=f"dw {route}")
 
@@ -101,10 +109,12 @@ def test_every_path_forced_float32(case):
         assert_array_close(paths.forward(x, w, geo, f32, route), t_out.astype(np.float32), rtol=1e-4, atol=1e-4,
                            what=f"forward float32 {route}")
     for route in input_grad_routes():
-        if route.input_grad != "flipped" or geo.unit_stride:
+        if route.input_grad not in STRIDE_1_ONLY or geo.unit_stride:
             assert_array_close(paths.input_grad(dout, w, geo, x.shape[0], f32, route), t_dx.astype(np.float32),
                                rtol=1e-4, atol=1e-4, what=f"dx float32 {route}")
     for route in weight_grad_routes():
+        if route.weight_grad in STRIDE_1_WEIGHT_GRADS and not geo.unit_stride:
+            continue
         assert_array_close(paths.weight_grad(dout, x, geo, f32, route), t_dw.astype(np.float32),
                            rtol=1e-4, atol=1e-3, what=f"dw float32 {route}")
 
@@ -118,9 +128,11 @@ def test_empty_batch_on_every_path(stride):
     for route in forward_routes():
         assert paths.forward(x, w, geo, np.float64, route).shape == dout.shape, route
     for route in input_grad_routes():
-        if route.input_grad != "flipped" or stride == 1:
+        if route.input_grad not in STRIDE_1_ONLY or stride == 1:
             assert paths.input_grad(dout, w, geo, 0, np.float64, route).shape == x.shape, route
     for route in weight_grad_routes():
+        if route.weight_grad in STRIDE_1_WEIGHT_GRADS and stride != 1:
+            continue
         dw = paths.weight_grad(dout, x, geo, np.float64, route)
         assert dw.shape == w.shape and not dw.any(), route
 
@@ -166,6 +178,8 @@ def _expected_route(geo, n, lean_bytes, small_columns, gather_bytes):
     if columns <= lean_bytes:
         return ("lean", "lean", "lean")
     stride1 = all(s == 1 for s in geo.s)
+    if stride1 and len(geo.spatial) == 3:
+        return ("blocked", "shifted", "shifted")
     dout_columns = n * geo.c_out * np.prod(geo.out) * np.prod(geo.k)
     flipped = stride1 and (geo.c_out <= geo.c_in or dout_columns <= small_columns)
     return ("blocked", "flipped" if flipped else "blocked", "blocked")
@@ -197,12 +211,21 @@ def test_rule_each_heuristic_each_side_and_no_dead_path():
         assert paths.route_for(tiny_geo, 2, dtype) == Route("gather", "gather", "gather")
     assert paths.route_for(small_geo, 1, np.float64).forward == "lean"
     assert paths.route_for(big_geo, 8, np.float64) == Route("blocked", "flipped", "blocked")
+    volume_geo = conv_geometry((2, 16, 32, 32, 32), (32, 16, 3, 3, 3), 1, 0, 1, 1)
+    assert paths.route_for(volume_geo, 2, np.float32) == Route("blocked", "shifted", "shifted")
 
 
 # Geometry branches inside the paths, each of which some case must take and some case must not.
 GEOMETRY_BRANCHES = {
     "1x1 stride-1 unpadded (identity columns)": lambda g: g.identity,
     "unit stride (flat scatter / flipped form)": lambda g: g.unit_stride,
+    "3-D stride 1 (shifted products: more than one tap outside the last axis)":
+        lambda g: g.unit_stride and g.ndim == 3,
+    "last-axis kernel of one tap (shifted products: a single copy)": lambda g: g.k[-1] == 1,
+    "shifted dw copies more than the last axis's taps":
+        lambda g: weight_grad_copied_axes(g.k, g.c_out // g.groups, g.c_in // g.groups) > 1,
+    "shifted dx copies more than the last axis's taps":
+        lambda g: copied_axes(g.k, g.c_out // g.groups, g.c_in // g.groups) > 1,
     "unpadded": lambda g: g.unpadded,
     "stride-1 scatter needs no widening": lambda g: g.unit_stride and g.out[1:] == g.padded[1:],
     "padding wider than the dilated kernel (flipped form crops dout)":

@@ -17,9 +17,11 @@ Forward, ``out[n] = W @ cols(x[n])`` with ``W = w.reshape(C_out, -1)`` per group
       the GEMM's rows are cropped: a strided copy of short rows costs more than the extra GEMM work.
 
 Kernel gradient, ``dw = sum_n dout[n] @ cols(x[n])^T`` (seed 004 eq. 9.11)
-    * ``"gather"`` / ``"lean"`` / ``"blocked"``: as for the forward.
+    * ``"gather"`` / ``"lean"`` / ``"blocked"``: as for the forward;
+    * ``"shifted"`` (stride 1, :mod:`cnnmath._conv_shifted`): per image on the flat padded grid, shifted
+      copies of both ``dout`` and ``x`` stacked so that each chunk is one GEMM, no strided copy.
 
-Input gradient (seed 004 eq. 9.13): three forms remain, each for a reason, plus the gather form.
+Input gradient (seed 004 eq. 9.13): four forms remain, each for a reason, plus the gather form.
     * ``"gather"``: ``(w^T @ dout) @ G^T`` -- col2im and the crop as one GEMM with the transposed
       im2col matrix: on tiny images two GEMMs cost less than ``prod(k)`` scatter-adds.
     * ``"lean"``: ``w^T @ dout`` for the whole batch in one GEMM, then ``prod(k)`` scatter-adds
@@ -28,6 +30,9 @@ Input gradient (seed 004 eq. 9.13): three forms remain, each for a reason, plus 
     * ``"flipped"`` (stride 1 only): a "full" convolution of ``dout`` with the flipped,
       channel-transposed kernel -- no scatter at all, the forward's code and speed, which wins
       on large problems whose GEMM has at least as many rows (C_in) as ``w^T @ dout`` has inputs.
+    * ``"shifted"`` (stride 1, :mod:`cnnmath._conv_shifted`): the trailing axes' taps as shifted
+      copies of ``dout``, the other taps as GEMM rows added at their shifts -- on 3-D images faster
+      than col2im's 27 strided 3-D adds and than the flipped form's 27 copies and thin GEMM;
     * ``"blocked"``: ``col2im(w^T @ dout)`` per image and row block -- any stride, bounded memory,
       the one form left for large strided problems (and large ones with C_out > C_in).
 
@@ -36,9 +41,11 @@ The rule (:func:`route_for`)
        fits in :data:`GATHER_BYTES`: all three take their ``"gather"`` path;
     1. otherwise *lean* when the whole batch's columns, ``N C_in prod(k) prod(out)`` entries, fit in
        :data:`LEAN_BYTES`: all three take their ``"lean"`` path;
-    2. otherwise forward and dw are ``"blocked"``; dx is ``"flipped"`` when the stride is 1 and
-       either ``C_out <= C_in`` or ``dout`` has at most :data:`SMALL_COLUMNS` column entries
-       (``dout.size * prod(k)``; per-call overhead dominates there), else ``"blocked"``.
+    2. otherwise, for 3-D images at stride 1, dx and dw take their ``"shifted"`` paths (the forward
+       ``"blocked"``: its shifted form measured no faster and is not kept);
+    3. otherwise all three are ``"blocked"``, but dx is ``"flipped"`` when the stride is 1 and either
+       ``C_out <= C_in`` or ``dout`` has at most :data:`SMALL_COLUMNS` column entries
+       (``dout.size * prod(k)``; per-call overhead dominates there).
     The convolution the flipped form runs is routed by the same rule, afresh.
 
 A :class:`Route` names the path of each of the three; tests force every route through the
@@ -56,6 +63,7 @@ import numpy as np
 
 from ._columns import (BLOCK_BYTES, RowBlockColumns, WideRowBlockColumns, batch_columns, col2im_add,
                        col2im_padded, crop, gather_matrix, rows_per_block, takes_wide_columns)
+from ._conv_shifted import input_grad_flat_batch, input_grad_shifted_flat, weight_grad_shifted_flat
 from ._geometry import conv_geometry
 
 __all__ = ["Route", "route_for", "forward", "input_grad", "weight_grad", "flipped_transposed_weights",
@@ -112,6 +120,8 @@ def route_for(geo, n, dtype, lean_bytes=LEAN_BYTES, small_columns=SMALL_COLUMNS,
         return _GATHER
     if is_lean(n, geo, dtype, lean_bytes):
         return _LEAN
+    if geo.unit_stride and geo.ndim == 3:
+        return _SHIFTED
     dout_columns = n * geo.c_out * geo.positions * geo.taps
     if geo.unit_stride and (geo.c_out <= geo.c_in or dout_columns <= small_columns):
         return _BLOCKED_FLIPPED
@@ -125,6 +135,7 @@ _default_route = functools.lru_cache(maxsize=1024)(route_for)
 _GATHER = Route("gather", "gather", "gather")
 _LEAN = Route("lean", "lean", "lean")
 _BLOCKED_FLIPPED = Route("blocked", "flipped", "blocked")
+_SHIFTED = Route("blocked", "shifted", "shifted")
 _BLOCKED = Route("blocked", "blocked", "blocked")
 
 
@@ -262,7 +273,7 @@ def input_grad_lean(dout, w, geo, n, dtype, route):
     L = geo.positions
     cout_g = geo.c_out // g
     if geo.unit_stride:
-        return _scatter_flat(dout, w, geo, n, dtype)
+        return input_grad_flat_batch(dout, w, geo, n, dtype)
     wt = w.astype(dtype, copy=False).reshape(g, cout_g, -1).transpose(0, 2, 1)
     if g == 1:
         dcols = np.matmul(wt[0], dout.reshape(n, cout_g, L))
@@ -273,41 +284,9 @@ def input_grad_lean(dout, w, geo, n, dtype, route):
     return dxp if geo.unpadded else np.ascontiguousarray(crop(dxp, geo.pads))
 
 
-@functools.lru_cache(maxsize=256)
-def _tap_offsets(padded, k, d):
-    """Flat offset, in the padded grid ``padded``, of every kernel tap ``j`` (at ``j d``), in tap order."""
-    pstrides = [math.prod(padded[i + 1:]) for i in range(len(padded))]  # element strides of the padded grid
-    return tuple(sum(j * di * ps for j, di, ps in zip(tap, d, pstrides)) for tap in np.ndindex(*k))
-
-
-def _scatter_flat(dout, w, geo, n, dtype):
-    """Stride-1 scatter of the lean dx on flattened images: every kernel tap is one contiguous add.
-
-    With stride 1, output position ``o`` and tap ``j`` read padded position ``o + j d``. Put
-    dout, channels first, into a zero ``(C_out, n, *padded)`` grid (output ``o`` at padded
-    position ``o``) and flatten it: then ``W_t @ grid`` (``W_t`` = the kernel's tap ``t``,
-    ``(C_in, C_out)``, all taps in one GEMM) holds the contribution of tap ``t`` to every
-    ``(channel, image, position)``, to be added to the flat padded dx shifted by ``flat(j d)``:
-    one contiguous add per tap over all images and channels. The zeros of the grid contribute
-    nothing wherever they land; nonzero entries never cross an image's boundary.
-    """
-    g = geo.groups
-    cin_g, cout_g = geo.c_in // g, geo.c_out // g
-    P = geo.padded
-    size = math.prod(P)
-    span = n * size
-    grid = np.zeros((geo.c_out, n) + P, dtype=dtype)
-    grid[(slice(None), slice(None)) + tuple(slice(0, o) for o in geo.out)] = dout.swapaxes(0, 1)
-    # rows (group, tap, channel in group): the taps of a group are contiguous blocks
-    wt = w.astype(dtype, copy=False).reshape(g, cout_g, cin_g, geo.taps).transpose(0, 3, 2, 1)
-    dcols = np.matmul(wt.reshape(g, geo.taps * cin_g, cout_g), grid.reshape(g, cout_g, span))
-    dcols = dcols.reshape(g, geo.taps, cin_g * span)
-    offsets = _tap_offsets(P, geo.k, geo.d)
-    flat = np.zeros((g, cin_g * span + offsets[-1]), dtype=dtype)
-    for t, off in enumerate(offsets):
-        flat[:, off:off + cin_g * span] += dcols[:, t]
-    dxp = flat[:, :cin_g * span].reshape((geo.c_in, n) + P)
-    return np.ascontiguousarray(dxp[geo.interior].swapaxes(0, 1))
+def input_grad_shifted(dout, w, geo, n, dtype, route):
+    """Stride-1 dx, per image, as shifted products on the flat padded grid (see :mod:`cnnmath._conv_shifted`)."""
+    return input_grad_shifted_flat(dout, w, geo, n, dtype, route.block_bytes)
 
 
 def input_grad_blocked(dout, w, geo, n, dtype, route):
@@ -371,6 +350,11 @@ def _weight_grad_from_columns(dout, cols, geo, n):
     return dw.reshape((geo.c_out, cin_g) + geo.k)
 
 
+def weight_grad_shifted(dout, x, geo, dtype, route):
+    """Stride-1 dw, per image, as one GEMM of shifted copies per chunk (see :mod:`cnnmath._conv_shifted`)."""
+    return weight_grad_shifted_flat(dout, x, geo, dtype, route.block_bytes)
+
+
 def weight_grad_blocked(dout, x, geo, dtype, route):
     """GEMMs per image and row block of the columns, accumulated into dw."""
     n, g = x.shape[0], geo.groups
@@ -397,5 +381,6 @@ def weight_grad_blocked(dout, x, geo, dtype, route):
 # The registries: every path function of this module, by the name a Route gives it.
 FORWARD_PATHS = {"gather": forward_gather, "lean": forward_lean, "blocked": forward_blocked}
 INPUT_GRAD_PATHS = {"gather": input_grad_gather, "lean": input_grad_lean, "flipped": input_grad_flipped,
-                    "blocked": input_grad_blocked}
-WEIGHT_GRAD_PATHS = {"gather": weight_grad_gather, "lean": weight_grad_lean, "blocked": weight_grad_blocked}
+                    "shifted": input_grad_shifted, "blocked": input_grad_blocked}
+WEIGHT_GRAD_PATHS = {"gather": weight_grad_gather, "lean": weight_grad_lean, "shifted": weight_grad_shifted,
+                     "blocked": weight_grad_blocked}

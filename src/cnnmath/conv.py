@@ -30,9 +30,10 @@ The fast functions (:func:`conv`, :func:`conv_backward`, :func:`conv_input_grad`
 
 Small problems (e.g. course-sized calls) take lean whole-batch paths, where per-call overhead
 matters more than memory; large ones go one image and one block of output rows at a time, so
-that peak extra memory is one block of columns. The paths, and the rule for which runs when,
-live in one private module, ``cnnmath._conv_paths``. Plain-int hyper-parameters resolve to a
-remembered geometry (``cnnmath._geometry``).
+that peak extra memory is one block of columns; large 3-D stride-1 ones sum the taps as shifted
+products on each image's flat padded grid (no strided copy or scatter). The paths, and the rule
+for which runs when, live in one private module, ``cnnmath._conv_paths``. Plain-int
+hyper-parameters resolve to a remembered geometry (``cnnmath._geometry``).
 
 The naive twins (:func:`conv_naive`, :func:`conv_backward_naive`) are plain loops over
 the formulas above; the tests assert both agree with each other and with PyTorch.
