@@ -40,7 +40,7 @@ class Limits:
 
     cell_timeout: float = 30.0        # seconds per student cell or per test cell
     notebook_timeout: float = 120.0   # wall-clock seconds for the whole notebook
-    memory_mb: int = 1024             # address space of the sandboxed process
+    memory_mb: int = 1024             # memory of the sandbox (its cgroup: every process, shared memory too)
     output_bytes: int = 1_000_000     # everything the student prints, in total
     nproc: int = 64                   # processes/threads of the sandbox user (and pids.max of its cgroup)
     cpus: float = 1.0                 # CPU share of the sandbox's cgroup (cores), also its os.cpu_count()

@@ -17,6 +17,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 NOBODY = 65534
 
 
+ADDRESS_HEADROOM_MB = 128   # address space beyond --memory-mb: reserved, never touched (see build_command)
+
+
 def sandbox_uid():
     """The uid a sandbox runs as under root: one per live sandbox, used by nothing else.
 
@@ -128,7 +131,10 @@ def build_command(limits):
     for source, name in allowed_modules.package_view():
         args += ["--ro-bind", source, f"{SITE}/{name}"]
     args += ["--remount-ro", SITE]
-    memory = int(limits.memory_mb) << 20
+    # the cgroup caps what the sandbox really uses at memory_mb; each process's address space may
+    # exceed it by ADDRESS_HEADROOM_MB of reservations never touched (thread stacks, BLAS and malloc
+    # arenas), so an honest process pool or thread is not refused at the edge of the limit
+    memory = (int(limits.memory_mb) + ADDRESS_HEADROOM_MB) << 20
     args += ["--proc", "/proc", "--dev", "/dev",
              "--perms", "01777", "--size", str(64 << 20), "--tmpfs", "/tmp",
              "--perms", "01777", "--size", str(64 << 20), "--tmpfs", "/scratch",
