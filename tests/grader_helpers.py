@@ -3,6 +3,7 @@ nbgrader cell accessors, reference answers and points of a source notebook, a te
 and the attack programs more than one suite runs."""
 import copy
 import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -203,3 +204,42 @@ def grade_notebook(source, release, path, limits, assignment="assignment", stude
     job = Job(assignment=assignment, student=student, notebook=name, submission=Path(path).read_bytes(),
               submitted_as=Path(path).name, payload_id=name, limits=limits, content_hash="-")
     return grade_job(job, payload).record()
+
+
+def grade_reference_and_wrong_answers(assignment, wrong_answers, sentences, folder, lost=None):
+    """Grade an assignment's reference answers, then its answers with every wrong edit applied, in the sandbox.
+
+    ``wrong_answers``: ``{answer cell: (old text, new text, graded part, misconception key)}``. Asserts the
+    reference answers earn every point with no flag, the wrong notebook loses exactly the parts in ``lost``
+    (default: every part) with no flag, and each wrong part's message names its misconception
+    (``sentences[key]``). Returns the wrong notebook's record.
+    """
+    from pathlib import Path
+
+    from course_grader.sandbox import Limits
+
+    source = json.loads((REPO / "solutions" / assignment / f"{assignment}.ipynb").read_text())
+    release = json.loads((REPO / "exercises" / assignment / f"{assignment}.ipynb").read_text())
+    limits = Limits(cell_timeout=20, notebook_timeout=120)
+    honest = Path(folder) / "honest" / f"{assignment}.ipynb"
+    honest.parent.mkdir(parents=True)
+    honest.write_text(json.dumps(student_notebook(release, reference_answers(source))))
+    record = grade_notebook(source, release, honest, limits, assignment=assignment)
+    points = graded_points(source)
+    assert record["flags"] == [] and {g: r["points"] for g, r in record["tests"].items()} == points, record
+    answers = reference_answers(source)
+    for cell, (old, new, _part, _key) in wrong_answers.items():
+        assert old in answers[cell], cell
+        answers[cell] = answers[cell].replace(old, new)
+    path = Path(folder) / f"{assignment}.ipynb"
+    path.write_text(json.dumps(student_notebook(release, answers)))
+    record = grade_notebook(source, release, path, limits, assignment=assignment)
+    assert record["flags"] == [], record["flags"]
+    lost = set(points) if lost is None else set(lost)
+    got = {gid: r["points"] for gid, r in record["tests"].items()}
+    assert got == {gid: (0.0 if gid in lost else p) for gid, p in points.items()}, json.dumps(record["tests"], indent=1)
+    for _old, _new, part, key in wrong_answers.values():
+        test = record["tests"][part]
+        assert test.get("misconception") == key, (part, test)
+        assert sentences[key] in test["message"], (part, test["message"])
+    return record

@@ -7,16 +7,13 @@ End to end: the reference answers, graded through the real sandbox and job pipel
 with no flag (not mistaken for copies of cnnmath); a notebook with four typical wrong answers loses
 exactly their parts, and each failed part's message names its misconception.
 """
-import json
 
 import numpy as np
 import pytest
 
 from course_grader.efficient_misconceptions import EFFICIENT_DIAGNOSERS, EFFICIENT_SENTENCES
 from course_grader.misconceptions import DIAGNOSERS, SENTENCES, diagnose
-from course_grader.sandbox import Limits
-from tests.grader_helpers import REPO, grade_notebook, graded_points, needs_bwrap, reference_answers, \
-    student_notebook
+from tests.grader_helpers import grade_reference_and_wrong_answers, needs_bwrap
 
 NAME = "efficient_counting"
 
@@ -126,26 +123,4 @@ WRONG_ANSWERS = {   # answer cell -> (text in the reference answer, replacement,
 @needs_bwrap
 def test_the_grader_names_each_misconception(tmp_path):
     """Reference answers: full marks, no flag; four wrong answers: their parts lost, each misconception named."""
-    source = json.loads((REPO / "solutions" / NAME / f"{NAME}.ipynb").read_text())
-    release = json.loads((REPO / "exercises" / NAME / f"{NAME}.ipynb").read_text())
-    limits = Limits(cell_timeout=20, notebook_timeout=120)
-    honest = tmp_path / "honest" / f"{NAME}.ipynb"
-    honest.parent.mkdir()
-    honest.write_text(json.dumps(student_notebook(release, reference_answers(source))))
-    record = grade_notebook(source, release, honest, limits, assignment=NAME)
-    points = graded_points(source)
-    assert record["flags"] == [] and {g: r["points"] for g, r in record["tests"].items()} == points, record
-    answers = reference_answers(source)
-    for cell, (old, new, _part, _key) in WRONG_ANSWERS.items():
-        assert old in answers[cell], cell
-        answers[cell] = answers[cell].replace(old, new)
-    path = tmp_path / f"{NAME}.ipynb"
-    path.write_text(json.dumps(student_notebook(release, answers)))
-    record = grade_notebook(source, release, path, limits, assignment=NAME)
-    assert record["flags"] == [], record["flags"]
-    got = {gid: r["points"] for gid, r in record["tests"].items()}
-    assert got == {gid: 0.0 for gid in points}, json.dumps(record["tests"], indent=1)
-    for _old, _new, part, key in WRONG_ANSWERS.values():
-        test = record["tests"][part]
-        assert test.get("misconception") == key, (part, test)
-        assert SENTENCES[key] in test["message"], (part, test["message"])
+    grade_reference_and_wrong_answers(NAME, WRONG_ANSWERS, SENTENCES, tmp_path)
