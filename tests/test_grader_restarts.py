@@ -19,7 +19,7 @@ from tests.grader_helpers import grade_notebook, needs_bwrap
 
 pytestmark = needs_bwrap
 
-LIMITS = Limits(cell_timeout=1.0, notebook_timeout=40, memory_mb=400)
+LIMITS = Limits(cell_timeout=1.0, notebook_timeout=40, memory_mb=300)
 ANSWERS = {"one": "def one():\n    return 1\n", "two": "def two():\n    return 2\n",
            "three": "def three():\n    return 3\n", "four": "def four():\n    return two() + 2\n"}
 LOOP = "while True:\n    pass\n"

@@ -3,7 +3,7 @@ _GRADED = "GRADING_SEED" in globals()
 _ANSWERS = ()  # the answer functions' names (build.py fills them in)
 GRADING_SEED = globals().get("GRADING_SEED", 0)
 CHECK_WIDTH = 60  # nbgrader validate cuts longer lines
-_HIDDEN_MARK = "### BEGIN " "HIDDEN TESTS"  # the hidden tests of a source notebook
+_HIDDEN_MARK = "#" * 3 + " BEGIN " + "HIDDEN TESTS"  # a source notebook's hidden tests (spelled so neither nbgrader nor a release sees the marker)
 # Misconceptions a visible test can name (the ``hints`` of check_array and check_shape)
 HINT_FLIPPED = ("the kernel is flipped (a true convolution); deep learning's "
                 "convolution is cross-correlation: use k as it is")
