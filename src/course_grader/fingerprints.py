@@ -105,12 +105,7 @@ def executed_containment(report, fingerprints=None):
     ran = _ran(report)
     if not ran:
         return 0.0, None
-    best, which = 0.0, None
-    for name, lib in fingerprints:
-        c = len(lib & ran) / len(lib)
-        if c > best:
-            best, which = c, name
-    return best, which
+    return _best_containment(ran, fingerprints)
 
 
 def runs_cnnmath_code(report, fingerprints=None):
@@ -198,17 +193,22 @@ def library_statements(root=None):
     return tuple(out)
 
 
+def _best_containment(found, library):
+    """(highest fraction of one library function's hashes in ``found``, that function's name)."""
+    best, which = 0.0, None
+    for name, lib in library:
+        c = len(lib & found) / len(lib)
+        if c > best:
+            best, which = c, name
+    return best, which
+
+
 def structure_containment(code, stub="", statements=None):
     """(highest fraction of a cnnmath function's statements found in ``code``, that function)."""
     if statements is None:
         statements = library_statements()
     mine = _statement_hashes(code) - _statement_hashes(stub)
-    best, which = 0.0, None
-    for name, lib in statements:
-        c = len(lib & mine) / len(lib)
-        if c > best:
-            best, which = c, name
-    return best, which
+    return _best_containment(mine, statements)
 
 
 def warm_up():
